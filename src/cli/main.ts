@@ -1,0 +1,100 @@
+import { readFileSync } from 'node:fs';
+import { Command, CommanderError, Option } from 'commander';
+import { ExitCode, UsageError, ZanuriError } from '../core/errors.js';
+import { checkHosts, type HostReport } from '../engine/check.js';
+import { loadProfiles } from '../profiles/load.js';
+import { makeChalk, renderReport } from './render.js';
+import { exitCodeFor } from './exit-code.js';
+
+const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+
+const collect = (value: string, previous: string[] = []): string[] => [...previous, ...value.split(',').map((v) => v.trim()).filter(Boolean)];
+
+const positive = (name: string) => (value: string): number => {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new UsageError(`${name} must be a positive whole number, got "${value}"`);
+  return n;
+};
+
+interface CheckFlags {
+  profile?: string[];
+  host?: string[];
+  json?: boolean;
+  all?: boolean;
+  sshConfig?: string;
+  knownHosts?: string;
+  acceptNewHostKey?: boolean;
+  identity?: string[];
+  concurrency?: number;
+  connectTimeout?: number;
+}
+
+async function check(flags: CheckFlags): Promise<number> {
+  // Profiles first: a malformed profile stops everything before any connection is made.
+  const profiles = await loadProfiles({ names: flags.profile ?? [] });
+  const hosts = flags.host?.length ? flags.host : [null];
+  const reports = await checkHosts(hosts, profiles, {
+    ...(flags.sshConfig ? { configFile: flags.sshConfig } : {}),
+    ...(flags.knownHosts ? { knownHostsFile: flags.knownHosts } : {}),
+    acceptNewHostKey: flags.acceptNewHostKey === true,
+    identityFiles: flags.identity ?? [],
+    ...(flags.concurrency ? { concurrency: flags.concurrency } : {}),
+    ...(flags.connectTimeout ? { connectTimeoutMs: flags.connectTimeout * 1000 } : {}),
+  });
+  // Without --profile, check surveys every profile: it reports, and fails only on errors.
+  const exitCode = exitCodeFor(reports, Boolean(flags.profile?.length));
+  if (flags.json) {
+    process.stdout.write(`${JSON.stringify({ schemaVersion: 1, exitCode, hosts: reports }, null, 2)}\n`);
+  } else {
+    process.stdout.write(`${renderReport(makeChalk(process.stdout), reports, flags.all === true || Boolean(flags.profile?.length))}\n`);
+  }
+  return exitCode;
+}
+
+function program(): Command {
+  const root = new Command('zanuri')
+    .description('Take a Linux server from just racked to hardened, GPU-ready and benchmarked')
+    .version(pkg.version)
+    .showHelpAfterError()
+    .exitOverride()
+    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+  root
+    .command('check')
+    .description('detect hardware and OS facts and judge them against requirement profiles')
+    .option('-p, --profile <name>', 'profile id or profile file to judge against (repeatable, comma-separated); default: survey all', collect)
+    .option('-H, --host <[user@]host[:port]>', 'check a remote host over SSH instead of this machine (repeatable)', collect)
+    .option('--json', 'print a machine-readable report')
+    .option('--all', 'show every finding, not only failures')
+    .option('-F, --ssh-config <file>', 'ssh config file to use instead of ~/.ssh/config')
+    .option('--known-hosts <file>', 'known_hosts file to use instead of the ones ssh config names')
+    .option('--accept-new-host-key', 'record the key of a host not yet in known_hosts (a changed key is always refused)')
+    .option('-i, --identity <file>', 'private key to offer first (repeatable)', collect)
+    .addOption(new Option('--concurrency <n>', 'hosts checked at once').argParser(positive('--concurrency')).default(16))
+    .addOption(new Option('--connect-timeout <seconds>', 'SSH connection timeout').argParser(positive('--connect-timeout')))
+    .action(async (flags: CheckFlags) => {
+      process.exitCode = await check(flags);
+    });
+  return root;
+}
+
+async function main(argv: string[]): Promise<void> {
+  try {
+    await program().parseAsync(argv);
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      process.exitCode = error.exitCode === 0 ? ExitCode.ok : ExitCode.usage;
+      return;
+    }
+    if (error instanceof ZanuriError) {
+      const json = argv.includes('--json');
+      if (json) process.stdout.write(`${JSON.stringify({ schemaVersion: 1, exitCode: error.exitCode, error: { code: error.code, message: error.message, ...(error.hint ? { hint: error.hint } : {}) } }, null, 2)}\n`);
+      process.stderr.write(`zanuri: ${error.message}\n${error.hint ? `hint: ${error.hint}\n` : ''}`);
+      process.exitCode = error.exitCode;
+      return;
+    }
+    process.stderr.write(`zanuri: internal error: ${error instanceof Error ? error.stack ?? error.message : String(error)}\n`);
+    process.exitCode = ExitCode.internal;
+  }
+}
+
+await main(process.argv);

@@ -1,0 +1,239 @@
+import { readFile } from 'node:fs/promises';
+import { NodeSSH, type Config } from 'node-ssh';
+import type { Duplex } from 'node:stream';
+import { renderArgv } from '../core/quote.js';
+import { Secret } from '../core/secret.js';
+import type { Cmd, RunOptions, RunResult, Transport } from '../core/types.js';
+import {
+  AuthError, ConfigError, HostKeyChangedError, HostKeyUnknownError, UnreachableError, type ZanuriError,
+} from '../core/errors.js';
+import {
+  fingerprint, hostKeyAlgorithmsFor, judgeHostKey, keyType, knownHostsName, readKnownHosts, recordHostKey,
+} from './known-hosts.js';
+import { parseHostSpec, resolveEndpoint, type SshConfigOptions, type SshEndpoint } from './ssh-config.js';
+
+export interface SshConnectOptions extends SshConfigOptions {
+  /** Record the key of a host not yet in known_hosts (OpenSSH's accept-new). Changed keys are always refused. */
+  acceptNewHostKey?: boolean;
+  /** A known_hosts file to read and record into instead of the ones ssh config names. */
+  knownHostsFile?: string;
+  /** Private key files to offer before the ones ssh config names. */
+  identityFiles?: string[];
+  connectTimeoutMs?: number;
+}
+
+const defaultConnectTimeoutMs = 10_000;
+
+interface Hop {
+  endpoint: SshEndpoint;
+  ssh: NodeSSH;
+}
+
+function describe(endpoint: SshEndpoint): string {
+  return `${endpoint.user}@${endpoint.host}${endpoint.port === 22 ? '' : `:${endpoint.port}`}`;
+}
+
+/** Reads the private keys ssh would offer; unreadable and passphrase-protected keys are skipped. */
+async function loadKeys(files: readonly string[]): Promise<Buffer[]> {
+  const keys: Buffer[] = [];
+  for (const file of files) {
+    const key = await readFile(file).catch(() => null);
+    if (key && !/ENCRYPTED|Proc-Type: 4,ENCRYPTED/.test(key.toString('latin1', 0, 200))) keys.push(key);
+  }
+  return keys;
+}
+
+/** Maps ssh2's errors to zanuri's, keeping the original as the cause. */
+function classify(error: unknown, endpoint: SshEndpoint, via: string): ZanuriError {
+  const err = error as { code?: string; level?: string; message?: string };
+  const where = `${describe(endpoint)}${via}`;
+  if (err.level === 'client-authentication' || /authentication methods failed/i.test(err.message ?? '')) {
+    return new AuthError(`authentication to ${where} failed: no offered key or agent identity was accepted`, {
+      hint: 'check the user name, IdentityFile and that the public key is in ~/.ssh/authorized_keys on the host', cause: error,
+    });
+  }
+  const reason = err.code ?? err.message ?? String(error);
+  return new UnreachableError(`cannot reach ${where}: ${reason}`, {
+    hint: 'check the address, port, that sshd is running and that no firewall drops the connection', cause: error,
+  });
+}
+
+/** One SSH connection (through any ProxyJump hops) with host keys verified against known_hosts. */
+export class SshTransport implements Transport {
+  readonly target: string;
+  readonly endpoint: SshEndpoint;
+  readonly #hops: Hop[];
+  #roundTrips = 0;
+
+  private constructor(hops: Hop[]) {
+    const last = hops.at(-1);
+    if (!last) throw new Error('an SSH transport needs at least one hop');
+    this.#hops = hops;
+    this.endpoint = last.endpoint;
+    this.target = describe(last.endpoint);
+  }
+
+  get roundTrips(): number {
+    return this.#roundTrips;
+  }
+
+  /** Connects to `spec` ("[user@]host[:port]" or an ssh config alias). */
+  static async connect(spec: string, options: SshConnectOptions = {}): Promise<SshTransport> {
+    const parsed = parseHostSpec(spec);
+    if (!parsed) throw new ConfigError(`"${spec}" is not a host: expected [user@]host[:port]`);
+    const endpoint = await resolveEndpoint(parsed, options);
+    const jumpSpecs = endpoint.proxyJump;
+    const chain: SshEndpoint[] = [];
+    for (const jump of jumpSpecs) {
+      const jumpSpec = parseHostSpec(jump);
+      if (!jumpSpec) throw new ConfigError(`ProxyJump "${jump}" for ${spec} is not a host: expected [user@]host[:port]`);
+      chain.push(await resolveEndpoint(jumpSpec, options));
+    }
+    chain.push(endpoint);
+    for (const hop of chain) {
+      if (hop.proxyCommand) {
+        throw new ConfigError(`ssh config gives ${hop.alias} a ProxyCommand, which zanuri does not run`, { hint: 'use ProxyJump for bastion hosts' });
+      }
+    }
+    const hops: Hop[] = [];
+    try {
+      let sock: Duplex | undefined;
+      for (const [index, hop] of chain.entries()) {
+        const via = index > 0 ? ` via ${hops.map((h) => describe(h.endpoint)).join(' -> ')}` : '';
+        const ssh = await connectHop(hop, sock, options, via);
+        hops.push({ endpoint: hop, ssh });
+        const next = chain[index + 1];
+        if (next) sock = await forward(ssh, next, via);
+      }
+    } catch (error) {
+      for (const hop of hops.reverse()) hop.ssh.dispose();
+      throw error;
+    }
+    return new SshTransport(hops);
+  }
+
+  async run(cmd: Cmd, options?: RunOptions): Promise<RunResult> {
+    const last = this.#hops.at(-1);
+    if (!last) throw new Error('closed');
+    this.#roundTrips += 1;
+    const argv = cmd.env ? ['env', ...Object.entries(cmd.env).map(([k, v]) => `${k}=${v}`), ...cmd.argv] : [...cmd.argv];
+    const command = renderArgv(argv);
+    const started = performance.now();
+    const stdout: Buffer[] = [];
+    const stderr: Buffer[] = [];
+    let channel: { close(): void } | undefined;
+    let timer: NodeJS.Timeout | undefined;
+    const execution = last.ssh.execCommand(command, {
+      noTrim: true,
+      stdin: cmd.stdin instanceof Secret ? cmd.stdin.reveal() : cmd.stdin,
+      onChannel: (c) => { channel = c; },
+      onStdout: (chunk) => stdout.push(chunk),
+      onStderr: (chunk) => stderr.push(chunk),
+    });
+    const timeout = options?.timeoutMs
+      ? new Promise<'timeout'>((resolve) => { timer = setTimeout(() => resolve('timeout'), options.timeoutMs); })
+      : null;
+    try {
+      const outcome = await (timeout ? Promise.race([execution, timeout]) : execution);
+      const timedOut = outcome === 'timeout';
+      if (timedOut) channel?.close();
+      const exitCode = timedOut ? null : outcome.code;
+      const err = Buffer.concat(stderr).toString('utf8');
+      return {
+        command,
+        target: this.target,
+        exitCode,
+        stdout: Buffer.concat(stdout).toString('utf8'),
+        stderr: timedOut ? `${err}timed out after ${options?.timeoutMs} ms` : err,
+        durationMs: Math.round(performance.now() - started),
+        ok: exitCode === 0,
+      };
+    } catch (error) {
+      throw classify(error, this.endpoint, '');
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async close(): Promise<void> {
+    for (const hop of [...this.#hops].reverse()) hop.ssh.dispose();
+    this.#hops.length = 0;
+  }
+}
+
+async function forward(ssh: NodeSSH, next: SshEndpoint, via: string): Promise<Duplex> {
+  const connection = ssh.connection;
+  if (!connection) throw new UnreachableError(`the bastion${via} closed before forwarding to ${describe(next)}`);
+  return new Promise<Duplex>((resolve, reject) => {
+    connection.forwardOut('127.0.0.1', 0, next.host, next.port, (error: Error | undefined, stream: Duplex) => {
+      if (error) reject(new UnreachableError(`cannot reach ${describe(next)} through the bastion: ${error.message}`, { cause: error }));
+      else resolve(stream);
+    });
+  });
+}
+
+async function connectHop(endpoint: SshEndpoint, sock: Duplex | undefined, options: SshConnectOptions, via: string): Promise<NodeSSH> {
+  const name = knownHostsName(endpoint.host, endpoint.port);
+  const userFiles = options.knownHostsFile ? [options.knownHostsFile] : endpoint.knownHostsFiles;
+  const known = await readKnownHosts(options.knownHostsFile ? userFiles : [...userFiles, ...endpoint.globalKnownHostsFiles], name);
+  const acceptNew = options.acceptNewHostKey === true || endpoint.strictHostKeyChecking === 'accept-new' || endpoint.strictHostKeyChecking === 'no';
+  let refusal: ZanuriError | null = null;
+  let toRecord: Buffer | null = null;
+
+  const hostVerifier = (presented: Buffer): boolean => {
+    const verdict = judgeHostKey(known, presented);
+    const shown = `${keyType(presented)} ${fingerprint(presented)}`;
+    if (verdict.kind === 'match') return true;
+    if (verdict.kind === 'changed' || verdict.kind === 'revoked') {
+      const was = `${verdict.known.type} ${fingerprint(verdict.known.blob)} (${verdict.known.file}:${verdict.known.line})`;
+      refusal = new HostKeyChangedError(
+        verdict.kind === 'revoked'
+          ? `the host key of ${name} is revoked: ${shown}`
+          : `the host key of ${name} has changed: it presented ${shown} but known_hosts has ${was}. Someone could be intercepting the connection`,
+        { hint: `if the host was reinstalled, verify the new key out of band and remove the old line (ssh-keygen -R '${name}')` },
+      );
+      return false;
+    }
+    if (acceptNew) {
+      toRecord = presented;
+      return true;
+    }
+    const others = verdict.otherTypes.length ? ` (known_hosts has only ${verdict.otherTypes.join(', ')} keys for it)` : '';
+    refusal = new HostKeyUnknownError(`the host key of ${name} is not in known_hosts: it presented ${shown}${others}`, {
+      hint: 'verify the fingerprint, then run again with --accept-new-host-key to record it',
+    });
+    return false;
+  };
+
+  const identityFiles = [...(options.identityFiles ?? []), ...endpoint.identityFiles];
+  const keys = await loadKeys(identityFiles);
+  const agent = endpoint.identitiesOnly && identityFiles.length ? null : endpoint.identityAgent;
+  const methods: unknown[] = [
+    ...(agent ? [{ type: 'agent', username: endpoint.user, agent }] : []),
+    ...keys.map((key) => ({ type: 'publickey', username: endpoint.user, key })),
+  ];
+  const knownTypes = [...new Set(known.filter((k) => !k.revoked).map((k) => k.type))];
+  const ssh = new NodeSSH();
+  const config: Config & Record<string, unknown> = {
+    username: endpoint.user,
+    ...(sock ? { sock } : { host: endpoint.host, port: endpoint.port }),
+    readyTimeout: options.connectTimeoutMs ?? endpoint.connectTimeoutMs ?? defaultConnectTimeoutMs,
+    hostVerifier,
+    // Ask the server for a key type we already know, as OpenSSH orders HostKeyAlgorithms.
+    ...(knownTypes.length ? { algorithms: { serverHostKey: { prepend: hostKeyAlgorithmsFor(knownTypes) } } } : {}),
+    authHandler: (methodsLeft: unknown, partial: unknown, next: (m: unknown) => void) => { next(methods.shift() ?? false); },
+  };
+  if (!methods.length) {
+    throw new AuthError(`no SSH key for ${describe(endpoint)}${via}: none of ${identityFiles.join(', ') || 'the default identity files'} is readable and no agent is running`, {
+      hint: 'pass --identity FILE, set IdentityFile in ~/.ssh/config, or start ssh-agent',
+    });
+  }
+  try {
+    await ssh.connect(config);
+  } catch (error) {
+    ssh.dispose();
+    throw refusal ?? classify(error, endpoint, via);
+  }
+  if (toRecord) await recordHostKey(userFiles[0] ?? `${process.env['HOME']}/.ssh/known_hosts`, name, toRecord);
+  return ssh;
+}
