@@ -1,10 +1,11 @@
-import { readFileSync } from 'node:fs';
+import { accessSync, constants, readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { ExitCode, UsageError, ZanuriError } from '../core/errors.js';
 import { checkHosts, type HostReport } from '../engine/check.js';
 import { loadProfiles } from '../profiles/load.js';
 import { makeChalk, renderReport } from './render.js';
 import { exitCodeFor } from './exit-code.js';
+import { parseHostSpec } from '../transport/ssh-config.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -32,7 +33,17 @@ interface CheckFlags {
 async function check(flags: CheckFlags): Promise<number> {
   // Profiles first: a malformed profile stops everything before any connection is made.
   const profiles = await loadProfiles({ names: flags.profile ?? [] });
+  for (const file of flags.identity ?? []) {
+    try {
+      accessSync(file, constants.R_OK);
+    } catch {
+      throw new UsageError(`cannot read the key file ${file}`);
+    }
+  }
   const hosts = flags.host?.length ? flags.host : [null];
+  for (const host of flags.host ?? []) {
+    if (!parseHostSpec(host)) throw new UsageError(`"${host.replace(/[^\x20-\x7e]/g, '?')}" is not a host: expected [user@]host[:port] or an ssh config alias`);
+  }
   const reports = await checkHosts(hosts, profiles, {
     ...(flags.sshConfig ? { configFile: flags.sshConfig } : {}),
     ...(flags.knownHosts ? { knownHostsFile: flags.knownHosts } : {}),
