@@ -1,11 +1,7 @@
 import { accessSync, constants, readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { ExitCode, UsageError, ZanuriError } from '../core/errors.js';
-import { checkHosts, type HostReport } from '../engine/check.js';
-import { loadProfiles } from '../profiles/load.js';
-import { makeChalk, renderReport } from './render.js';
-import { exitCodeFor } from './exit-code.js';
-import { parseHostSpec } from '../transport/ssh-config.js';
+import { parseHostSpec } from '../core/host-spec.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -31,6 +27,10 @@ interface CheckFlags {
 }
 
 async function check(flags: CheckFlags): Promise<number> {
+  // Loaded here, not at the top: `zanuri --help` should not pay for the whole check machinery.
+  const [{ loadProfiles }, { checkHosts }, { makeChalk, renderReport }, { exitCodeFor }] = await Promise.all([
+    import('../profiles/load.js'), import('../engine/check.js'), import('./render.js'), import('./exit-code.js'),
+  ]);
   // Profiles first: a malformed profile stops everything before any connection is made.
   const profiles = await loadProfiles({ names: flags.profile ?? [] });
   for (const file of flags.identity ?? []) {

@@ -6,10 +6,12 @@ export const networkProbe: ProbeSection[] = [
     name: 'nics',
     // One line per interface: name, speed (Mbit/s, -1 or empty when unknown), operstate, physical.
     script: [
+      // `read` is a shell builtin: no process per file. speed cannot be read while the link is down.
       'for n in /sys/class/net/*; do',
       '  [ -e "$n" ] || continue',
       '  p=virtual; [ -e "$n/device" ] && p=physical',
-      '  printf \'%s\\t%s\\t%s\\t%s\\n\' "${n##*/}" "$(cat "$n/speed" 2>/dev/null)" "$(cat "$n/operstate" 2>/dev/null)" "$p"',
+      '  s=; o=; read -r s < "$n/speed" 2>/dev/null; read -r o < "$n/operstate" 2>/dev/null',
+      '  printf \'%s\\t%s\\t%s\\t%s\\n\' "${n##*/}" "$s" "$o" "$p"',
       'done',
     ].join('\n'),
   },

@@ -25,12 +25,18 @@ const versionCommands: Readonly<Record<string, { binary: string; command: string
 
 export const softwareNames = Object.keys(versionCommands);
 
+/**
+ * Version banners are the slowest part of the probe (interpreters start up), so they run at once:
+ * each background job prints one short line, a single write(2) that pipes never interleave.
+ */
 export const softwareProbe: ProbeSection[] = [
   {
     name: 'software',
-    script: Object.entries(versionCommands)
-      .map(([name, { binary, command }]) => `has ${binary} && v=$( (${command}) 2>/dev/null | head -n1) && [ -n "$v" ] && printf '%s\\t%s\\n' '${name}' "$v"`)
-      .join('\n'),
+    script: [
+      ...Object.entries(versionCommands).map(([name, { binary, command }]) =>
+        `has ${binary} && ( v=$( (${command}) 2>/dev/null | head -n1) && [ -n "$v" ] && printf '%s\\t%s\\n' '${name}' "$v" ) &`),
+      'wait',
+    ].join('\n'),
   },
 ];
 

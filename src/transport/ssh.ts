@@ -10,7 +10,8 @@ import {
 import {
   fingerprint, hostKeyAlgorithmsFor, judgeHostKey, keyType, knownHostsName, readKnownHosts, recordHostKey,
 } from './known-hosts.js';
-import { parseHostSpec, resolveEndpoint, type SshConfigOptions, type SshEndpoint } from './ssh-config.js';
+import { parseHostSpec } from '../core/host-spec.js';
+import { resolveEndpoint, type SshConfigOptions, type SshEndpoint } from './ssh-config.js';
 
 export interface SshConnectOptions extends SshConfigOptions {
   /** Record the key of a host not yet in known_hosts (OpenSSH's accept-new). Changed keys are always refused. */

@@ -93,3 +93,22 @@ describe('zanuri check refuses bad input before doing anything', () => {
     expect((await zanuri('--version')).stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
   });
 });
+
+describe('the build-time profile bundle', () => {
+  it('is not trusted once a shipped profile is edited: the edit is parsed and its error reported', async () => {
+    const { cpSync, symlinkSync, appendFileSync } = await import('node:fs');
+    const root = fileURLToPath(new URL('../..', import.meta.url));
+    const copy = mkdtempSync(join(tmpdir(), 'zanuri-pkg-'));
+    for (const part of ['bin', 'dist', 'profiles', 'package.json']) cpSync(join(root, part), join(copy, part), { recursive: true, preserveTimestamps: true });
+    symlinkSync(join(root, 'node_modules'), join(copy, 'node_modules'));
+    const run = (): Promise<Run> => new Promise((resolve) => {
+      execFile('node', [join(copy, 'bin/zanuri.js'), 'check', '--profile', 'zanuri-dev', '--json'], (error, stdout, stderr) =>
+        resolve({ code: error ? Number(error.code) : 0, stdout, stderr }));
+    });
+    expect([0, 3]).toContain((await run()).code);
+    appendFileSync(join(copy, 'profiles/zanuri-dev.yaml'), 'unexpected_key: 1\n');
+    const edited = await run();
+    expect(edited.code).toBe(2);
+    expect(edited.stderr).toMatch(/zanuri-dev\.yaml:\d+:\d+: unknown key "unexpected_key"/);
+  });
+});

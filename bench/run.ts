@@ -1,0 +1,83 @@
+/**
+ * npm run bench: speed measured against baselines taken in the same run (these machines are noisy,
+ * so only ratios mean anything). Each command runs `rounds` times, interleaved with its baseline,
+ * and the medians are compared.
+ *
+ *   zanuri --help            vs  node -e ''            (start-up cost of the CLI)
+ *   zanuri check (local)     vs  sh <probe script>      (what the probe itself costs)
+ *   zanuri check --host T    vs  ssh T true             (goal: ratio <= 2; needs root for a test target)
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { hostProbeScript } from '../src/facts/host.js';
+import { canRunTargets, startTargets, stopAllTargets } from '../test/helpers/targets.js';
+
+const rounds = Number(process.env['BENCH_ROUNDS'] ?? 15);
+const bin = fileURLToPath(new URL('../bin/zanuri.js', import.meta.url));
+
+function time(argv: string[]): number {
+  const started = process.hrtime.bigint();
+  const result = spawnSync(argv[0] as string, argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, NO_COLOR: '1' } });
+  const ms = Number(process.hrtime.bigint() - started) / 1e6;
+  if (result.status !== 0 && result.status !== 3) throw new Error(`${argv.join(' ')} exited ${result.status}: ${result.stderr}`);
+  return ms;
+}
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? (s[(s.length - 1) / 2] as number) : ((s[s.length / 2 - 1] as number) + (s[s.length / 2] as number)) / 2;
+};
+
+interface Row { name: string; baseline: string; ms: number; baselineMs: number; ratio: number; goal?: number }
+
+function compare(name: string, argv: string[], baseline: string, baselineArgv: string[], goal?: number): Row {
+  time(argv);
+  time(baselineArgv); // warm caches once, unmeasured
+  const a: number[] = [];
+  const b: number[] = [];
+  for (let i = 0; i < rounds; i += 1) {
+    a.push(time(argv));
+    b.push(time(baselineArgv));
+  }
+  const ms = median(a);
+  const baselineMs = median(b);
+  return { name, baseline, ms, baselineMs, ratio: ms / baselineMs, ...(goal === undefined ? {} : { goal }) };
+}
+
+async function main(): Promise<void> {
+  const rows: Row[] = [];
+  const dir = mkdtempSync(join(tmpdir(), 'zanuri-bench-'));
+  const probe = join(dir, 'probe.sh');
+  writeFileSync(probe, hostProbeScript);
+  rows.push(compare('zanuri --help', ['node', bin, '--help'], "node -e ''", ['node', '-e', '']));
+  rows.push(compare('zanuri check (this machine)', ['node', bin, 'check', '--json'], 'sh probe.sh', ['sh', probe]));
+
+  const can = canRunTargets();
+  if (can.ok) {
+    const [target] = await startTargets(1, { kind: 'light' });
+    if (!target) throw new Error('no target');
+    try {
+      const ssh = ['ssh', '-F', '/dev/null', '-i', target.privateKeyPath, '-o', 'BatchMode=yes', '-o', `UserKnownHostsFile=${target.knownHostsPath}`, '-o', 'StrictHostKeyChecking=yes', `root@${target.host}`, 'true'];
+      const zanuri = ['node', bin, 'check', '--json', '--known-hosts', target.knownHostsPath, '--identity', target.privateKeyPath, '-F', '/dev/null', '--host', `root@${target.host}`];
+      execFileSync(zanuri[0] as string, zanuri.slice(1)); // fails loudly if the target is not checkable
+      rows.push(compare('zanuri check --host (one target)', zanuri, 'ssh target true', ssh, 2));
+    } finally {
+      await stopAllTargets();
+    }
+  } else {
+    process.stdout.write(`(skipping the SSH comparison: ${can.why})\n`);
+  }
+
+  const pad = (s: string, n: number): string => s.padEnd(n);
+  process.stdout.write(`\n${pad('benchmark', 36)}${pad('median', 12)}${pad('baseline', 26)}${pad('baseline median', 18)}ratio\n`);
+  for (const r of rows) {
+    const verdict = r.goal === undefined ? '' : r.ratio <= r.goal ? `  (goal <= ${r.goal}: met)` : `  (goal <= ${r.goal}: NOT met)`;
+    process.stdout.write(`${pad(r.name, 36)}${pad(`${r.ms.toFixed(0)} ms`, 12)}${pad(r.baseline, 26)}${pad(`${r.baselineMs.toFixed(0)} ms`, 18)}${r.ratio.toFixed(2)}x${verdict}\n`);
+  }
+  process.stdout.write(`\n${rounds} interleaved rounds each, medians; ${JSON.stringify({ rows })}\n`);
+}
+
+await main();
