@@ -2,7 +2,7 @@
  * zanuri check against real SSH targets (needs root: systemd-nspawn and network namespaces).
  * Outside CI a non-root run skips; in CI a missing prerequisite fails.
  */
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,9 +17,9 @@ const bin = fileURLToPath(new URL('../../bin/zanuri.js', import.meta.url));
 
 interface Run { code: number; stdout: string; stderr: string }
 
-function zanuri(args: string[]): Promise<Run> {
+function zanuri(args: string[], env: Record<string, string> = {}): Promise<Run> {
   return new Promise((resolve) => {
-    execFile('node', [bin, ...args], { env: { ...process.env, NO_COLOR: '1' }, timeout: 120_000 }, (error, stdout, stderr) => {
+    execFile('node', [bin, ...args], { env: { ...process.env, NO_COLOR: '1', ...env }, timeout: 120_000 }, (error, stdout, stderr) => {
       resolve({ code: error ? (typeof error.code === 'number' ? error.code : -1) : 0, stdout, stderr });
     });
   });
@@ -125,6 +125,21 @@ describe.skipIf(!can.ok && !process.env['CI'])('zanuri check --host against real
     expect(host).toMatchObject({ ok: true, target: `ops@${full.host}` });
     expect(host.facts.memory.ecc).toBeNull();
     expect(host.facts.cpu.threads).toBeGreaterThan(0);
+  });
+
+  it('authenticates with a key held only by ssh-agent', async () => {
+    const socket = join(dir, 'agent.sock');
+    const agent = execFileSync('ssh-agent', ['-a', socket]).toString();
+    const pid = /SSH_AGENT_PID=(\d+)/.exec(agent)?.[1];
+    try {
+      execFileSync('ssh-add', ['-q', full.privateKeyPath], { env: { ...process.env, SSH_AUTH_SOCK: socket } });
+      // No -i and an empty ssh config: the agent is the only place the key can come from.
+      const run = await zanuri(['check', '--json', '--known-hosts', knownHosts, '-F', '/dev/null', '--host', `root@${full.host}`], { SSH_AUTH_SOCK: socket });
+      expect(JSON.parse(run.stdout).hosts[0]).toMatchObject({ ok: true });
+      expect(run.code).toBe(0);
+    } finally {
+      if (pid) process.kill(Number(pid));
+    }
   });
 
   it('exits 4 when the key is not accepted', async () => {
