@@ -2,6 +2,7 @@ import { accessSync, constants, readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { ExitCode, UsageError, ZanuriError } from '../core/errors.js';
 import { parseHostSpec } from '../core/host-spec.js';
+import type { ProvisionFlags } from './provision.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -33,13 +34,7 @@ async function check(flags: CheckFlags): Promise<number> {
   ]);
   // Profiles first: a malformed profile stops everything before any connection is made.
   const profiles = await loadProfiles({ names: flags.profile ?? [] });
-  for (const file of flags.identity ?? []) {
-    try {
-      accessSync(file, constants.R_OK);
-    } catch {
-      throw new UsageError(`cannot read the key file ${file}`);
-    }
-  }
+  checkIdentityFiles(flags.identity ?? []);
   const hosts = flags.host?.length ? flags.host : [null];
   for (const host of flags.host ?? []) {
     if (!parseHostSpec(host)) throw new UsageError(`"${host.replace(/[^\x20-\x7e]/g, '?')}" is not a host: expected [user@]host[:port] or an ssh config alias`);
@@ -59,6 +54,63 @@ async function check(flags: CheckFlags): Promise<number> {
   } else {
     process.stdout.write(`${renderReport(makeChalk(process.stdout), reports, flags.all === true || Boolean(flags.profile?.length))}\n`);
   }
+  return exitCode;
+}
+
+function checkIdentityFiles(files: readonly string[]): void {
+  for (const file of files) {
+    try {
+      accessSync(file, constants.R_OK);
+    } catch {
+      throw new UsageError(`cannot read the key file ${file}`);
+    }
+  }
+}
+
+async function provision(flags: ProvisionFlags): Promise<number> {
+  const { validateTargets, selectSteps, eventLine, renderProvision, provisionExitCode } = await import('./provision.js');
+  const hosts = validateTargets(flags);
+  checkIdentityFiles(flags.identity ?? []);
+  // Every step's parameters are checked here, before any connection.
+  const { title, selected } = await selectSteps(flags);
+  if (!flags.dryRun && !flags.yes) {
+    if (!process.stdin.isTTY) {
+      throw new UsageError('refusing to change hosts without confirmation, and there is no terminal to ask on', { hint: 'pass --yes to proceed, or --dry-run to see what would change' });
+    }
+    const { confirm } = await import('@inquirer/prompts');
+    const names = hosts.map((h) => h ?? 'this machine').join(', ');
+    if (!(await confirm({ message: `Provision ${names} with ${title} (${selected.map((s) => s.step.id).join(', ')})?`, default: false }))) {
+      process.stderr.write('zanuri: nothing was changed\n');
+      return ExitCode.ok;
+    }
+  }
+  const { provisionHost } = await import('../engine/provision.js');
+  const connectOptions = {
+    ...(flags.sshConfig ? { configFile: flags.sshConfig } : {}),
+    ...(flags.knownHosts ? { knownHostsFile: flags.knownHosts } : {}),
+    acceptNewHostKey: flags.acceptNewHostKey === true,
+    identityFiles: flags.identity ?? [],
+    ...(flags.connectTimeout ? { connectTimeoutMs: flags.connectTimeout * 1000 } : {}),
+  };
+  const reports: Awaited<ReturnType<typeof provisionHost>>[] = new Array(hosts.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < hosts.length) {
+      const index = next++;
+      reports[index] = await provisionHost(hosts[index] ?? null, selected, {
+        dryRun: flags.dryRun === true,
+        connect: connectOptions,
+        onEvent: (event) => {
+          const line = eventLine(event);
+          if (line) process.stderr.write(`${line}\n`);
+        },
+      });
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(flags.concurrency ?? 16, hosts.length) }, worker));
+  const exitCode = provisionExitCode(reports);
+  if (flags.json) process.stdout.write(`${JSON.stringify({ schemaVersion: 1, exitCode, dryRun: flags.dryRun === true, hosts: reports }, null, 2)}\n`);
+  else process.stdout.write(`${renderProvision(reports, flags.dryRun === true)}\n`);
   return exitCode;
 }
 
@@ -84,6 +136,28 @@ function program(): Command {
     .addOption(new Option('--connect-timeout <seconds>', 'SSH connection timeout').argParser(positive('--connect-timeout')))
     .action(async (flags: CheckFlags) => {
       process.exitCode = await check(flags);
+    });
+  root
+    .command('provision')
+    .description('converge hosts to a profile\'s playbook: idempotent steps, dry run with diffs, lockout-proof SSH changes')
+    .option('-p, --profile <name>', 'profile whose playbook to run (its ports and PostgreSQL settings flow into the steps)')
+    .option('--playbook <name or file>', 'run a playbook directly instead of a profile\'s')
+    .option('-H, --host <[user@]host[:port]>', 'host to provision over SSH (repeatable)', collect)
+    .option('--local', 'provision this machine (first-boot runs)')
+    .option('-n, --dry-run', 'show what would change, with diffs, and change nothing')
+    .option('-y, --yes', 'do not ask for confirmation (needed without a terminal)')
+    .option('--only <steps>', 'run only these steps (comma-separated)', collect)
+    .option('--skip <steps>', 'skip these steps (comma-separated)', collect)
+    .option('--set <step.key=value>', 'set a step parameter (repeatable; JSON values, @file for a file\'s lines)', (v: string, p: string[] = []) => [...p, v])
+    .option('--json', 'print a machine-readable report')
+    .option('-F, --ssh-config <file>', 'ssh config file to use instead of ~/.ssh/config')
+    .option('--known-hosts <file>', 'known_hosts file to use instead of the ones ssh config names')
+    .option('--accept-new-host-key', 'record the key of a host not yet in known_hosts (a changed key is always refused)')
+    .option('-i, --identity <file>', 'private key to offer first (repeatable)', collect)
+    .addOption(new Option('--concurrency <n>', 'hosts provisioned at once').argParser(positive('--concurrency')).default(16))
+    .addOption(new Option('--connect-timeout <seconds>', 'SSH connection timeout').argParser(positive('--connect-timeout')))
+    .action(async (flags: ProvisionFlags) => {
+      process.exitCode = await provision(flags);
     });
   return root;
 }

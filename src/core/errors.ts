@@ -11,6 +11,8 @@ export const ExitCode = {
   requirementFailed: 3,
   unreachable: 4,
   hostKey: 5,
+  /** A provisioning step failed or was rolled back. */
+  provisionFailed: 6,
 } as const;
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
 

@@ -37,6 +37,7 @@ function resolveExtends(profile: Profile, byId: ReadonlyMap<string, Profile>, ch
     ports: profile.ports ?? parent.ports,
     postgresql: profile.postgresql ?? parent.postgresql,
     benchmarks: profile.benchmarks ?? parent.benchmarks,
+    playbook: profile.playbook ?? parent.playbook,
   } as Profile;
 }
 

@@ -62,6 +62,8 @@ export interface Profile {
   ports?: Port[];
   postgresql?: { version?: string; settings: Record<string, string | number>; source: string };
   benchmarks?: BenchmarkTarget[];
+  /** The playbook provision runs for this profile. */
+  playbook?: string;
   /** The file it was read from (not part of the YAML). */
   file: string;
 }

@@ -33,7 +33,7 @@ const allowed: Record<string, string[]> = {
 /** The one folder that may import each third-party package. */
 const owners: Record<string, string> = {
   execa: 'transport', 'node-ssh': 'transport', yaml: 'profiles', ajv: 'profiles',
-  commander: 'cli', chalk: 'cli', '@inquirer/prompts': 'cli', listr2: 'engine',
+  commander: 'cli', chalk: 'cli', '@inquirer/prompts': 'cli', listr2: 'cli', diff: 'engine',
 };
 
 describe('the source layout', () => {

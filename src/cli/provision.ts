@@ -1,0 +1,128 @@
+import { readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { ConfigError, ExitCode, UsageError } from '../core/errors.js';
+import { parseHostSpec } from '../core/host-spec.js';
+import type { HostProvisionReport, ProvisionEvent, SelectedStep } from '../engine/provision.js';
+
+export interface ProvisionFlags {
+  profile?: string;
+  playbook?: string;
+  host?: string[];
+  local?: boolean;
+  dryRun?: boolean;
+  yes?: boolean;
+  only?: string[];
+  skip?: string[];
+  set?: string[];
+  json?: boolean;
+  sshConfig?: string;
+  knownHosts?: string;
+  acceptNewHostKey?: boolean;
+  identity?: string[];
+  concurrency?: number;
+  connectTimeout?: number;
+}
+
+/** --set step.key=value: JSON when it parses (numbers, booleans, lists), "@file" for a file's lines, else a string. */
+export function parseSet(assignment: string): { step: string; key: string; value: unknown } {
+  const match = /^([a-z0-9-]+)\.([A-Za-z][A-Za-z0-9]*)=(.*)$/s.exec(assignment);
+  if (!match) throw new UsageError(`--set ${JSON.stringify(assignment)}: expected STEP.KEY=VALUE, e.g. deploy-user.name=deploy`);
+  const [, step = '', key = '', raw = ''] = match;
+  let value: unknown = raw;
+  if (raw.startsWith('@')) {
+    const file = raw.slice(1).replace(/^~(?=\/)/, homedir());
+    try {
+      value = readFileSync(file, 'utf8').split('\n').map((l) => l.trim()).filter(Boolean);
+    } catch {
+      throw new UsageError(`--set ${step}.${key}: cannot read ${file}`);
+    }
+  } else {
+    try {
+      value = JSON.parse(raw);
+    } catch {
+      value = raw;
+    }
+  }
+  return { step, key, value };
+}
+
+/** Works out which steps run with which parameters; everything is validated before any connection. */
+export async function selectSteps(flags: ProvisionFlags): Promise<{ title: string; selected: SelectedStep[] }> {
+  const [{ loadProfiles }, { loadPlaybook, profileParams }, { stepById }] = await Promise.all([
+    import('../profiles/load.js'), import('../profiles/playbook.js'), import('../steps/index.js'),
+  ]);
+  if (Boolean(flags.profile) === Boolean(flags.playbook)) throw new UsageError('name exactly one of --profile or --playbook');
+  let playbookName = flags.playbook;
+  let fromProfile: Record<string, Record<string, unknown>> = {};
+  let title = '';
+  if (flags.profile) {
+    const [profile] = await loadProfiles({ names: [flags.profile] });
+    if (!profile?.playbook) throw new ConfigError(`profile "${flags.profile}" names no playbook to provision with`, { hint: 'pass --playbook, or add "playbook:" to the profile' });
+    playbookName = profile.playbook;
+    fromProfile = profileParams(profile);
+    title = profile.title;
+  }
+  const playbook = await loadPlaybook(playbookName as string);
+  title ||= playbook.title;
+  const known = new Set(playbook.steps.map((s) => s.step));
+  for (const id of [...(flags.only ?? []), ...(flags.skip ?? [])]) {
+    stepById(id);
+    if (!known.has(id)) throw new UsageError(`step "${id}" is not in playbook ${playbook.id}`, { hint: `its steps: ${[...known].join(', ')}` });
+  }
+  const sets = (flags.set ?? []).map(parseSet);
+  for (const s of sets) {
+    stepById(s.step);
+    if (!known.has(s.step)) throw new UsageError(`--set ${s.step}.${s.key}: step "${s.step}" is not in playbook ${playbook.id}`);
+  }
+  const selected: SelectedStep[] = [];
+  for (const { step: id, params } of playbook.steps) {
+    if (flags.only?.length && !flags.only.includes(id)) continue;
+    if (flags.skip?.includes(id)) continue;
+    const step = stepById(id);
+    const raw = { ...params, ...fromProfile[id], ...Object.fromEntries(sets.filter((s) => s.step === id).map((s) => [s.key, s.value])) };
+    selected.push({ step, params: step.parseParams(raw) });
+  }
+  if (!selected.length) throw new UsageError('no step left to run after --only/--skip');
+  return { title, selected };
+}
+
+const symbols: Record<string, string> = {
+  changed: 'changed', unchanged: 'ok', 'would-change': 'would change', failed: 'FAILED', 'rolled-back': 'ROLLED BACK', 'not-run': 'not run',
+};
+
+export function eventLine(event: ProvisionEvent): string | null {
+  if (event.type !== 'step-end') return null;
+  const r = event.report;
+  return `${event.host}  ${r.id.padEnd(20)} ${symbols[r.status]?.padEnd(13)} ${String(r.durationMs).padStart(6)} ms  ${r.why}`;
+}
+
+export function renderProvision(reports: readonly HostProvisionReport[], dryRun: boolean): string {
+  const out: string[] = [];
+  for (const r of reports) {
+    if (r.error) out.push(`${r.host}  ${r.error.code}  ${r.error.message}${r.error.hint ? `\n  hint: ${r.error.hint}` : ''}`);
+    if (dryRun) {
+      for (const step of r.steps.filter((s) => s.status === 'would-change')) {
+        out.push(`\n${r.host}: ${step.id} would change`);
+        for (const a of step.actions) {
+          out.push(`  - ${a.summary}\n    why: ${a.why}`);
+          if (a.diff) out.push(a.diff.replace(/^/gm, '    ').trimEnd());
+        }
+      }
+    }
+    out.push(`${r.host}: ${r.summary.changed} ${dryRun ? 'would change' : 'changed'}, ${r.summary.unchanged} unchanged, ${r.summary.failed} failed (${r.durationMs} ms, ${r.roundTrips} round trips)`);
+  }
+  return out.join('\n');
+}
+
+export function provisionExitCode(reports: readonly HostProvisionReport[]): number {
+  const codes = reports.map((r) => r.error?.exitCode ?? (r.ok ? ExitCode.ok : ExitCode.provisionFailed));
+  const rank = (c: number): number => [ExitCode.ok, ExitCode.provisionFailed, ExitCode.usage, ExitCode.unreachable, ExitCode.hostKey].indexOf(c as never);
+  return codes.reduce((worst, c) => (rank(c) > rank(worst) ? c : worst), ExitCode.ok as number);
+}
+
+export function validateTargets(flags: ProvisionFlags): (string | null)[] {
+  if (flags.local && flags.host?.length) throw new UsageError('--local and --host exclude each other');
+  if (!flags.local && !flags.host?.length) throw new UsageError('name the hosts to provision with --host, or --local for this machine');
+  for (const host of flags.host ?? []) if (!parseHostSpec(host)) throw new UsageError(`"${host.replace(/[^\x20-\x7e]/g, '?')}" is not a host: expected [user@]host[:port] or an ssh config alias`);
+  return flags.local ? [null] : (flags.host as string[]);
+}
