@@ -92,6 +92,12 @@ async function provision(flags: ProvisionFlags): Promise<number> {
     identityFiles: flags.identity ?? [],
     ...(flags.connectTimeout ? { connectTimeoutMs: flags.connectTimeout * 1000 } : {}),
   };
+  const names = hosts.map((h) => h ?? 'local');
+  // A live listr2 view on a terminal; otherwise one plain line per finished step on stderr.
+  const { TtyProgress } = await import('./progress.js');
+  const { orderSteps } = await import('../engine/provision.js');
+  const stepIds = [...(selected.some((s) => s.step.packages) ? ['packages'] : []), ...orderSteps(selected).map((s) => s.step.id)];
+  const progress = process.stdout.isTTY && !flags.json ? new TtyProgress(names, stepIds) : null;
   const reports: Awaited<ReturnType<typeof provisionHost>>[] = new Array(hosts.length);
   let next = 0;
   const worker = async (): Promise<void> => {
@@ -101,13 +107,18 @@ async function provision(flags: ProvisionFlags): Promise<number> {
         dryRun: flags.dryRun === true,
         connect: connectOptions,
         onEvent: (event) => {
-          const line = eventLine(event);
-          if (line) process.stderr.write(`${line}\n`);
+          if (progress) progress.onEvent(event);
+          else {
+            const line = eventLine(event);
+            if (line) process.stderr.write(`${line}\n`);
+          }
         },
       });
+      progress?.finishHost(reports[index]);
     }
   };
   await Promise.all(Array.from({ length: Math.min(flags.concurrency ?? 16, hosts.length) }, worker));
+  await progress?.done();
   const exitCode = provisionExitCode(reports);
   if (flags.json) process.stdout.write(`${JSON.stringify({ schemaVersion: 1, exitCode, dryRun: flags.dryRun === true, hosts: reports }, null, 2)}\n`);
   else process.stdout.write(`${renderProvision(reports, flags.dryRun === true)}\n`);

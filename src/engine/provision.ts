@@ -122,15 +122,21 @@ export async function provisionHost(host: string | null, selected: readonly Sele
     };
 
     const missing = packages.filter((p) => values.get(pkgFact)[p] === null);
-    if (missing.length) {
-      const action: Action = { kind: 'packages', install: missing, why: `${missing.join(', ')} not installed` };
+    if (packages.length) {
       const stepStarted = performance.now();
-      options.onEvent?.({ type: 'step-start', host: name, step: 'packages', title: 'Install packages' });
-      if (!options.dryRun) {
-        await applyAction(root, action);
-        values = await gather(root, [pkgFact, ...requests(steps, info)]);
+      options.onEvent?.({ type: 'step-start', host: name, step: 'packages', title: 'Packages' });
+      let report: StepReport;
+      if (!missing.length) {
+        report = { id: 'packages', title: 'Packages', status: 'unchanged', why: `all ${packages.length} packages the steps need are installed`, actions: [], durationMs: 0 };
+      } else {
+        const action: Action = { kind: 'packages', install: missing, why: `${missing.join(', ')} not installed` };
+        if (!options.dryRun) {
+          await applyAction(root, action);
+          values = await gather(root, [pkgFact, ...requests(steps, info)]);
+        }
+        report = { id: 'packages', title: 'Packages', status: options.dryRun ? 'would-change' : 'changed', why: action.why, actions: [viewAction(action)], durationMs: 0 };
       }
-      const report: StepReport = { id: 'packages', title: 'Install packages', status: options.dryRun ? 'would-change' : 'changed', why: action.why, actions: [viewAction(action)], durationMs: Math.round(performance.now() - stepStarted) };
+      report.durationMs = Math.round(performance.now() - stepStarted);
       reports.push(report);
       options.onEvent?.({ type: 'step-end', host: name, report });
     }

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import { LineCounter, parseDocument } from 'yaml';
+import { LineCounter, isMap, isScalar, parseDocument } from 'yaml';
 import { ConfigError } from '../core/errors.js';
 import type { Profile } from './types.js';
 
@@ -37,15 +37,22 @@ export async function loadPlaybook(name: string): Promise<Playbook> {
     const node = doc.getIn(path, true) as { range?: [number, number, number] } | undefined;
     throw new ConfigError(message, { location: at(node?.range?.[0]) });
   };
+  /** An unknown key is reported where the key itself is written, not its value. */
+  const failKey = (parent: (string | number)[], key: string, message: string): never => {
+    const map = (parent.length ? doc.getIn(parent, true) : doc.contents) as unknown;
+    const pair = isMap(map) ? map.items.find((item) => isScalar(item.key) && item.key.value === key) : undefined;
+    const keyNode = pair && isScalar(pair.key) ? pair.key : undefined;
+    throw new ConfigError(message, { location: at(keyNode?.range?.[0]) });
+  };
   if (typeof data !== 'object' || data === null) fail([], 'a playbook is a mapping with id, title and steps');
-  for (const key of Object.keys(data)) if (!['id', 'title', 'steps'].includes(key)) fail([key], `unknown key "${key}" in the playbook`);
+  for (const key of Object.keys(data)) if (!['id', 'title', 'steps'].includes(key)) failKey([], key, `unknown key "${key}" in the playbook`);
   if (typeof data.id !== 'string') fail(['id'], 'the playbook needs an id');
   if (!Array.isArray(data.steps) || !data.steps.length) fail(['steps'], 'the playbook needs a list of steps');
   const steps = (data.steps as unknown[]).map((entry, i) => {
     if (typeof entry !== 'object' || entry === null) return fail(['steps', i], 'each step is a mapping: { step: ID, params: {...} }');
     const { step, params, ...rest } = entry as Record<string, unknown>;
     const extra = Object.keys(rest)[0];
-    if (extra) fail(['steps', i, extra], `unknown key "${extra}" in a playbook step`);
+    if (extra) failKey(['steps', i], extra, `unknown key "${extra}" in a playbook step`);
     if (typeof step !== 'string') fail(['steps', i], 'each step needs "step: ID"');
     if (params !== undefined && (typeof params !== 'object' || params === null || Array.isArray(params))) fail(['steps', i, 'params'], 'params must be a mapping');
     return { step: step as string, params: (params ?? {}) as Record<string, unknown> };

@@ -36,7 +36,7 @@ export function zanuriProvision(target: TestTarget, args: string[], user = 'root
 const statuses = (run: ProvisionRun): Record<string, string> => Object.fromEntries(run.host.steps.map((s) => [s.id, s.status]));
 
 /** The four cells; returns the runs so the test can look closer. `steps` are the ids that must converge. */
-export async function fourCells(target: TestTarget, args: string[], steps: string[]): Promise<ProvisionRun[]> {
+export async function fourCells(target: TestTarget, args: string[], steps: string[]): Promise<[ProvisionRun, ProvisionRun, ProvisionRun, ProvisionRun]> {
   const dry1 = await zanuriProvision(target, [...args, '--dry-run']);
   expect(dry1.host.error, dry1.stderr).toBeUndefined();
   for (const id of steps) expect(statuses(dry1)[id], `dry run 1: ${id}`).toBe('would-change');
