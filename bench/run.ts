@@ -6,6 +6,7 @@
  *   zanuri --help            vs  node -e ''            (start-up cost of the CLI)
  *   zanuri check (local)     vs  sh <probe script>      (what the probe itself costs)
  *   zanuri check --host T    vs  ssh T true             (goal: ratio <= 2; needs root for a test target)
+ *   zanuri provision (converged) vs ssh T <one probe>   (goal: ratio <= 3, one gather round trip)
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -64,6 +65,21 @@ async function main(): Promise<void> {
       const zanuri = ['node', bin, 'check', '--json', '--known-hosts', target.knownHostsPath, '--identity', target.privateKeyPath, '-F', '/dev/null', '--host', `root@${target.host}`];
       execFileSync(zanuri[0] as string, zanuri.slice(1)); // fails loudly if the target is not checkable
       rows.push(compare('zanuri check --host (one target)', zanuri, 'ssh target true', ssh, 2));
+    } finally {
+      await stopAllTargets();
+    }
+    const [full] = await startTargets(1);
+    if (!full) throw new Error('no target');
+    try {
+      const playbook = process.env['BENCH_PLAYBOOK'] ?? 'base';
+      const provision = ['node', bin, 'provision', '--playbook', playbook, '--yes', '--json', '--set', `deploy-user.authorizedKeys=${JSON.stringify([full.publicKey])}`,
+        '--known-hosts', full.knownHostsPath, '--identity', full.privateKeyPath, '-F', '/dev/null', '--host', `root@${full.host}`];
+      execFileSync(provision[0] as string, provision.slice(1), { stdio: 'ignore' }); // converge once, unmeasured
+      const report = JSON.parse(execFileSync(provision[0] as string, provision.slice(1)).toString()).hosts[0];
+      if (report.summary.changed !== 0) throw new Error('the second provision run changed something');
+      const probeFloor = ['ssh', '-F', '/dev/null', '-i', full.privateKeyPath, '-o', 'BatchMode=yes', '-o', `UserKnownHostsFile=${full.knownHostsPath}`, '-o', 'StrictHostKeyChecking=yes', `root@${full.host}`, hostProbeScript];
+      rows.push(compare(`zanuri provision (${playbook}, converged)`, provision, 'ssh target <probe>', probeFloor, 3));
+      process.stdout.write(`converged provision: ${report.roundTrips} SSH round trip(s), ${report.steps.length} steps unchanged\n`);
     } finally {
       await stopAllTargets();
     }
