@@ -3,6 +3,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { ExitCode, UsageError, ZanuriError } from '../core/errors.js';
 import { parseHostSpec } from '../core/host-spec.js';
 import type { ProvisionFlags } from './provision.js';
+import type { BenchFlags } from './bench.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -125,6 +126,20 @@ async function provision(flags: ProvisionFlags): Promise<number> {
   return exitCode;
 }
 
+async function benchCommand(flags: BenchFlags): Promise<number> {
+  const { benchOptions, renderBench, benchJson, benchExitCode, writeHtmlReport } = await import('./bench.js');
+  if ((flags.host?.length ?? 0) > 1) throw new UsageError('zanuri bench takes one --host at a time');
+  const host = flags.host?.[0] ?? null;
+  if (host !== null && !parseHostSpec(host)) throw new UsageError(`"${host.replace(/[^\x20-\x7e]/g, '?')}" is not a host: expected [user@]host[:port] or an ssh config alias`);
+  checkIdentityFiles(flags.identity ?? []);
+  const options = await benchOptions(flags);
+  const { bench } = await import('../engine/bench.js');
+  const report = await bench({ ...options, host, onProgress: (m) => process.stderr.write(`zanuri bench: ${m}\n`) });
+  if (flags.report) await writeHtmlReport(flags.report, report);
+  process.stdout.write(flags.json ? `${JSON.stringify(benchJson(report), null, 2)}\n` : `${renderBench(report)}\n`);
+  return benchExitCode(report);
+}
+
 function program(): Command {
   const root = new Command('zanuri')
     .description('Take a Linux server from just racked to hardened, GPU-ready and benchmarked')
@@ -169,6 +184,42 @@ function program(): Command {
     .addOption(new Option('--connect-timeout <seconds>', 'SSH connection timeout').argParser(positive('--connect-timeout')))
     .action(async (flags: ProvisionFlags) => {
       process.exitCode = await provision(flags);
+    });
+  const number = (name: string) => (value: string): number => {
+    const n = Number(value);
+    if (!Number.isFinite(n) || n < 0) throw new UsageError(`${name} must be a number, got "${value}"`);
+    return n;
+  };
+  root
+    .command('bench')
+    .description('benchmark the model server on a host (through SSH): TTFT, TPOT, ITL, latency percentiles, throughput, roofline, targets')
+    .option('-H, --host <[user@]host[:port]>', 'the host the server runs on (default: this machine)', collect)
+    .option('--endpoint <url>', 'the server as the host sees it (reached through the SSH connection)', 'http://127.0.0.1:11434')
+    .option('--api <ollama|openai>', 'Ollama native API or an OpenAI-compatible server (vLLM, llama-server, Ollama /v1)', 'ollama')
+    .option('-m, --model <name>', 'model to benchmark (default: the first the server lists)')
+    .option('--params <size>', 'model size when the server cannot tell, e.g. 7B (for the roofline)')
+    .option('--quant <format>', 'weight format with --params, e.g. q4_k_m, q8_0, f16', 'f16')
+    .option('-p, --profile <name>', 'judge against this profile\'s benchmark targets')
+    .addOption(new Option('--max-tokens <n>', 'output tokens per request').argParser(positive('--max-tokens')).default(128))
+    .addOption(new Option('--prompt-words <n>', 'words per prompt (prompts all differ, so a prefix cache cannot hide prefill)').argParser(positive('--prompt-words')).default(64))
+    .addOption(new Option('--warmup <n>', 'unmeasured warm-up requests').argParser(number('--warmup')).default(2))
+    .addOption(new Option('--requests <n>', 'single-stream requests').argParser(positive('--requests')).default(5))
+    .option('-c, --concurrency <list>', 'load levels: concurrent streams, e.g. 1,4,16,50', '1,4')
+    .addOption(new Option('--requests-per-level <n>', 'requests per load level at most').argParser(positive('--requests-per-level')).default(20))
+    .addOption(new Option('--level-time <seconds>', 'time budget per load level').argParser(positive('--level-time')).default(120))
+    .addOption(new Option('--rate <req/s>', 'add an open-loop level with Poisson arrivals at this rate').argParser(number('--rate')))
+    .addOption(new Option('--timeout <seconds>', 'per-request timeout').argParser(positive('--timeout')).default(300))
+    .addOption(new Option('--stall <seconds>', 'give up on a stream silent this long').argParser(positive('--stall')).default(60))
+    .addOption(new Option('--ttft-target <ms>', 'goodput: time to first token at most').argParser(number('--ttft-target')))
+    .addOption(new Option('--tpot-target <ms>', 'goodput: time per output token at most').argParser(number('--tpot-target')))
+    .option('--json', 'print a machine-readable report')
+    .option('--report <file.html>', 'write a self-contained HTML report with charts')
+    .option('-F, --ssh-config <file>', 'ssh config file to use instead of ~/.ssh/config')
+    .option('--known-hosts <file>', 'known_hosts file to use instead of the ones ssh config names')
+    .option('--accept-new-host-key', 'record the key of a host not yet in known_hosts')
+    .option('-i, --identity <file>', 'private key to offer first (repeatable)', collect)
+    .action(async (flags: BenchFlags) => {
+      process.exitCode = await benchCommand(flags);
     });
   return root;
 }

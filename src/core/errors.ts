@@ -13,6 +13,8 @@ export const ExitCode = {
   hostKey: 5,
   /** A provisioning step failed or was rolled back. */
   provisionFailed: 6,
+  /** A benchmark ran but some of its requests failed: the report is partial. */
+  benchIncomplete: 7,
 } as const;
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
 

@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:net';
 import { NodeSSH, type Config } from 'node-ssh';
 import type { Duplex } from 'node:stream';
 import { renderArgv } from '../core/quote.js';
@@ -64,6 +65,7 @@ export class SshTransport implements Transport {
   readonly target: string;
   readonly endpoint: SshEndpoint;
   readonly #hops: Hop[];
+  readonly #forwards: Server[] = [];
   #roundTrips = 0;
 
   private constructor(hops: Hop[]) {
@@ -156,7 +158,37 @@ export class SshTransport implements Transport {
     }
   }
 
+  /**
+   * A local port on 127.0.0.1 whose connections are carried through this SSH connection to
+   * host:port as seen from the remote machine (ssh -L): internal endpoints stay internal.
+   */
+  async forwardLocal(host: string, port: number): Promise<{ port: number; close(): Promise<void> }> {
+    const connection = this.#hops.at(-1)?.ssh.connection;
+    if (!connection) throw new UnreachableError(`the connection to ${this.target} is closed`);
+    const server = createServer((socket) => {
+      connection.forwardOut('127.0.0.1', 0, host, port, (error: Error | undefined, stream: Duplex) => {
+        if (error) {
+          socket.destroy();
+          return;
+        }
+        socket.pipe(stream).pipe(socket);
+        stream.on('close', () => socket.destroy());
+        socket.on('close', () => stream.destroy());
+        socket.on('error', () => stream.destroy());
+      });
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(0, '127.0.0.1', () => resolve());
+    });
+    const address = server.address();
+    const local = typeof address === 'object' && address ? address.port : 0;
+    this.#forwards.push(server);
+    return { port: local, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+  }
+
   async close(): Promise<void> {
+    for (const server of this.#forwards.splice(0)) server.close();
     for (const hop of [...this.#hops].reverse()) hop.ssh.dispose();
     this.#hops.length = 0;
   }

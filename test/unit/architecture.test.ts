@@ -25,7 +25,7 @@ const allowed: Record<string, string[]> = {
   profiles: ['core', 'facts'],
   inventory: ['core', 'facts'],
   steps: ['core', 'facts'],
-  bench: ['core', 'facts'],
+  bench: ['core', 'facts', 'profiles'],
   engine: ['core', 'transport', 'facts', 'profiles', 'steps', 'inventory', 'bench'],
   cli: ['core', 'transport', 'facts', 'profiles', 'steps', 'inventory', 'bench', 'engine'],
 };

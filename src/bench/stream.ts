@@ -1,0 +1,146 @@
+/**
+ * Incremental parsers for streamed inference responses. They take raw byte chunks as they arrive
+ * (a chunk may end mid-line or mid-UTF-8 character) and emit one event per token chunk, so the
+ * client timestamps tokens when they arrive, not when the response ends.
+ */
+export interface TokenEvent {
+  kind: 'token';
+  /** Text of this chunk (may be empty for a role-only delta). */
+  text: string;
+}
+
+/** Ollama's final line: server-side timings in nanoseconds. */
+export interface OllamaDone {
+  kind: 'done';
+  totalDurationNs: number | null;
+  loadDurationNs: number | null;
+  promptEvalCount: number | null;
+  promptEvalDurationNs: number | null;
+  evalCount: number | null;
+  evalDurationNs: number | null;
+}
+
+/** OpenAI-style usage chunk (stream_options.include_usage) or the [DONE] sentinel. */
+export interface UsageEvent {
+  kind: 'usage';
+  promptTokens: number | null;
+  completionTokens: number | null;
+}
+
+export interface EndEvent {
+  kind: 'end';
+}
+
+export interface ErrorEvent {
+  kind: 'error';
+  message: string;
+}
+
+export type StreamEvent = TokenEvent | OllamaDone | UsageEvent | EndEvent | ErrorEvent;
+
+/** Splits a byte stream into lines without copying more than the unfinished tail. */
+class LineSplitter {
+  readonly #decoder = new TextDecoder('utf-8');
+  #tail = '';
+
+  push(chunk: Uint8Array, onLine: (line: string) => void): void {
+    const text = this.#tail + this.#decoder.decode(chunk, { stream: true });
+    let start = 0;
+    for (let nl = text.indexOf('\n', start); nl >= 0; nl = text.indexOf('\n', start)) {
+      onLine(text.charCodeAt(nl - 1) === 13 ? text.slice(start, nl - 1) : text.slice(start, nl));
+      start = nl + 1;
+    }
+    this.#tail = text.slice(start);
+  }
+
+  flush(onLine: (line: string) => void): void {
+    const rest = this.#tail + this.#decoder.decode();
+    this.#tail = '';
+    if (rest.trim()) onLine(rest);
+  }
+}
+
+const num = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
+
+/** Ollama /api/generate and /api/chat: one JSON object per line. */
+export class NdjsonParser {
+  readonly #lines = new LineSplitter();
+
+  push(chunk: Uint8Array, emit: (event: StreamEvent) => void): void {
+    this.#lines.push(chunk, (line) => this.#line(line, emit));
+  }
+
+  end(emit: (event: StreamEvent) => void): void {
+    this.#lines.flush((line) => this.#line(line, emit));
+  }
+
+  #line(line: string, emit: (event: StreamEvent) => void): void {
+    if (!line.trim()) return;
+    let data: Record<string, unknown>;
+    try {
+      data = JSON.parse(line) as Record<string, unknown>;
+    } catch {
+      emit({ kind: 'error', message: `unparseable line from the server: ${line.slice(0, 120)}` });
+      return;
+    }
+    if (typeof data['error'] === 'string') {
+      emit({ kind: 'error', message: data['error'] });
+      return;
+    }
+    const text = typeof data['response'] === 'string' ? data['response'] : ((data['message'] as { content?: unknown } | undefined)?.content as string | undefined) ?? '';
+    if (data['done'] === true) {
+      if (text) emit({ kind: 'token', text });
+      emit({
+        kind: 'done',
+        totalDurationNs: num(data['total_duration']), loadDurationNs: num(data['load_duration']),
+        promptEvalCount: num(data['prompt_eval_count']), promptEvalDurationNs: num(data['prompt_eval_duration']),
+        evalCount: num(data['eval_count']), evalDurationNs: num(data['eval_duration']),
+      });
+      emit({ kind: 'end' });
+      return;
+    }
+    emit({ kind: 'token', text });
+  }
+}
+
+/** OpenAI-compatible streaming: server-sent events, `data: {json}` lines, `data: [DONE]` at the end. */
+export class SseParser {
+  readonly #lines = new LineSplitter();
+
+  push(chunk: Uint8Array, emit: (event: StreamEvent) => void): void {
+    this.#lines.push(chunk, (line) => this.#line(line, emit));
+  }
+
+  end(emit: (event: StreamEvent) => void): void {
+    this.#lines.flush((line) => this.#line(line, emit));
+  }
+
+  #line(line: string, emit: (event: StreamEvent) => void): void {
+    if (!line.startsWith('data:')) return; // comments (": keep-alive"), event:, id:, blank separators
+    const payload = line.slice(line.charCodeAt(5) === 32 ? 6 : 5);
+    if (payload === '[DONE]') {
+      emit({ kind: 'end' });
+      return;
+    }
+    let data: Record<string, unknown>;
+    try {
+      data = JSON.parse(payload) as Record<string, unknown>;
+    } catch {
+      emit({ kind: 'error', message: `unparseable event from the server: ${payload.slice(0, 120)}` });
+      return;
+    }
+    const error = data['error'] as { message?: unknown } | string | undefined;
+    if (error) {
+      emit({ kind: 'error', message: typeof error === 'string' ? error : String(error.message ?? 'server error') });
+      return;
+    }
+    const choice = (data['choices'] as Array<Record<string, unknown>> | undefined)?.[0];
+    if (choice) {
+      const delta = choice['delta'] as { content?: unknown } | undefined;
+      const text = typeof delta?.content === 'string' ? delta.content : typeof choice['text'] === 'string' ? choice['text'] : '';
+      if (text) emit({ kind: 'token', text });
+    }
+    const usage = data['usage'] as { prompt_tokens?: unknown; completion_tokens?: unknown } | null | undefined;
+    if (usage) emit({ kind: 'usage', promptTokens: num(usage.prompt_tokens), completionTokens: num(usage.completion_tokens) });
+  }
+}
