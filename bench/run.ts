@@ -7,12 +7,15 @@
  *   zanuri check (local)     vs  sh <probe script>      (what the probe itself costs)
  *   zanuri check --host T    vs  ssh T true             (goal: ratio <= 2; needs root for a test target)
  *   zanuri provision (converged) vs ssh T <one probe>   (goal: ratio <= 3, one gather round trip)
+ *   bench client parse rate of a local stream              (goal: >= 20k tokens/s)
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { createServer } from 'node:http';
+import { runRequest, type Api } from '../src/bench/client.js';
 import { hostProbeScript } from '../src/facts/host.js';
 import { canRunTargets, startTargets, stopAllTargets } from '../test/helpers/targets.js';
 
@@ -48,8 +51,41 @@ function compare(name: string, argv: string[], baseline: string, baselineArgv: s
   return { name, baseline, ms, baselineMs, ratio: ms / baselineMs, ...(goal === undefined ? {} : { goal }) };
 }
 
+/**
+ * The client must never be the bottleneck: stream 200k tokens from a local server as fast as it can
+ * write them and count how many tokens per second the client parses and timestamps.
+ */
+async function streamParseRate(api: Api): Promise<number> {
+  const tokens = 200_000;
+  const line = api === 'ollama'
+    ? (i: number) => `{"model":"m","created_at":"2024-01-01T00:00:00Z","response":" tok${i % 100}","done":false}\n`
+    : (i: number) => `data: {"id":"x","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":" tok${i % 100}"},"finish_reason":null}]}\n\n`;
+  const end = api === 'ollama' ? `{"model":"m","response":"","done":true,"eval_count":${tokens},"eval_duration":1}\n` : 'data: [DONE]\n\n';
+  const body = Buffer.from(Array.from({ length: tokens }, (_, i) => line(i)).join('') + end);
+  const server = createServer((_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/plain' });
+    for (let i = 0; i < body.length; i += 16_384) res.write(body.subarray(i, i + 16_384));
+    res.end();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  const port = (server.address() as { port: number }).port;
+  try {
+    const result = await runRequest({ api, baseUrl: `http://127.0.0.1:${port}`, model: 'm', prompt: 'p', maxTokens: tokens, timeoutMs: 60_000, stallMs: 10_000 });
+    if (!result.ok || result.tokenTimes.length !== tokens) throw new Error(`parse-rate stream failed: ${result.error ?? result.tokenTimes.length}`);
+    return tokens / (result.e2eMs / 1000);
+  } finally {
+    server.close();
+  }
+}
+
 async function main(): Promise<void> {
   const rows: Row[] = [];
+  for (const api of ['ollama', 'openai'] as const) {
+    const rates = [];
+    for (let i = 0; i < 3; i += 1) rates.push(await streamParseRate(api));
+    const rate = median(rates);
+    process.stdout.write(`client stream parse rate (${api}): ${rate.toFixed(0)} tokens/s (goal >= 20000: ${rate >= 20_000 ? 'met' : 'NOT met'})\n`);
+  }
   const dir = mkdtempSync(join(tmpdir(), 'zanuri-bench-'));
   const probe = join(dir, 'probe.sh');
   writeFileSync(probe, hostProbeScript);

@@ -1,0 +1,65 @@
+import { describe, expect, it } from 'vitest';
+import { gpuSpec, parseParamCount, roofline } from '../../../src/bench/roofline.js';
+import { judgeTargets } from '../../../src/bench/targets.js';
+import type { LevelResult } from '../../../src/bench/load.js';
+import { levelMetrics } from '../../../src/bench/metrics.js';
+
+describe('roofline', () => {
+  it('knows the bandwidth of GPUs by their nvidia-smi names', () => {
+    expect(gpuSpec('NVIDIA H100 80GB HBM3')?.bandwidthGBs).toBe(3350);
+    expect(gpuSpec('NVIDIA H100 PCIe')?.bandwidthGBs).toBe(2000);
+    expect(gpuSpec('NVIDIA A100-SXM4-80GB')?.bandwidthGBs).toBe(2039);
+    expect(gpuSpec('NVIDIA GeForce RTX 4090')?.bandwidthGBs).toBe(1008);
+    expect(gpuSpec('NVIDIA GeForce RTX 3090')?.bandwidthGBs).toBe(936);
+    expect(gpuSpec('Matrox G200eW')).toBeNull();
+  });
+
+  it('reads model sizes as servers print them', () => {
+    expect(parseParamCount('7B')).toBe(7);
+    expect(parseParamCount('70.6B')).toBe(70.6);
+    expect(parseParamCount('85M')).toBeCloseTo(0.085);
+    expect(parseParamCount('8x7B')).toBe(56);
+    expect(parseParamCount('big')).toBeNull();
+  });
+
+  it('bounds single-stream decode by bandwidth over the weights read per token', () => {
+    const line = roofline({ params: 7, activeParams: 7, quantization: 'q4_k_m' }, 'NVIDIA GeForce RTX 3090');
+    expect(line.weightsGB).toBeCloseTo(4.24, 1);
+    expect(line.decodeBoundTokensPerS).toBeCloseTo(936 / 4.24, -1);
+    expect(line.fits).toBe(true);
+  });
+
+  it('says a 70B model at 4 bits does not fit a 24 GB card', () => {
+    expect(roofline({ params: 70, activeParams: 70, quantization: 'q4_k_m' }, 'NVIDIA GeForce RTX 4090').fits).toBe(false);
+  });
+});
+
+describe('judgeTargets', () => {
+  const single = (tokPerS: number): LevelResult => {
+    const gap = 1000 / tokPerS;
+    const tokenTimes = Array.from({ length: 50 }, (_, i) => 50 + i * gap);
+    const r = { ok: true, startedAt: 0, ttftMs: 50, e2eMs: 50 + 49 * gap, tokenTimes, outputTokens: 50, promptTokens: 10, server: null };
+    return { plan: { concurrency: 1, requests: 1, maxDurationMs: 1000 }, metrics: levelMetrics([r], r.e2eMs), results: [r] };
+  };
+  const base = { gpuName: 'NVIDIA GeForce RTX 4090', gpuCount: 1, vramBytes: 24564 * 1024 * 1024, levels: [] };
+
+  it('calls the seed\'s 70B-on-a-4090 target unreachable and says why, instead of a bare fail', () => {
+    const [verdict] = judgeTargets([{ id: 'decode-70b', model: '70B', metric: 'decode_tokens_per_s', min: 85, source: 's' }], { ...base, model: null, singleStream: null });
+    expect(verdict).toMatchObject({ status: 'unreachable' });
+    expect(verdict?.reason).toMatch(/needs about 42 GB .* 26 GB of GPU memory/);
+  });
+
+  it('calls a target above the bandwidth bound unreachable', () => {
+    const [verdict] = judgeTargets([{ id: 'decode-34b', model: '34B', metric: 'decode_tokens_per_s', min: 60, source: 's' }], { ...base, model: null, singleStream: null });
+    expect(verdict?.status).toBe('unreachable');
+    expect(verdict?.reason).toMatch(/cannot exceed 49 tok\/s/);
+  });
+
+  it('passes or fails a reachable target on the measurement, and skips targets for another model size', () => {
+    const model = { params: 7, activeParams: 7, quantization: 'q4_k_m' };
+    const target = { id: 'decode-7b', model: '7B', metric: 'decode_tokens_per_s', min: 150, source: 's' };
+    expect(judgeTargets([target], { ...base, model, singleStream: single(180) })[0]?.status).toBe('pass');
+    expect(judgeTargets([target], { ...base, model, singleStream: single(120) })[0]?.status).toBe('fail');
+    expect(judgeTargets([{ ...target, model: '13B', min: 100 }], { ...base, model, singleStream: single(180) })[0]?.status).toBe('not-measured');
+  });
+});
