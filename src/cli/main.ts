@@ -73,7 +73,7 @@ async function provision(flags: ProvisionFlags): Promise<number> {
   const hosts = validateTargets(flags);
   checkIdentityFiles(flags.identity ?? []);
   // Every step's parameters are checked here, before any connection.
-  const { title, selected } = await selectSteps(flags);
+  const { title, selected, benchmarks } = await selectSteps(flags);
   if (!flags.dryRun && !flags.yes) {
     if (!process.stdin.isTTY) {
       throw new UsageError('refusing to change hosts without confirmation, and there is no terminal to ask on', { hint: 'pass --yes to proceed, or --dry-run to see what would change' });
@@ -121,7 +121,26 @@ async function provision(flags: ProvisionFlags): Promise<number> {
   await Promise.all(Array.from({ length: Math.min(flags.concurrency ?? 16, hosts.length) }, worker));
   await progress?.done();
   const exitCode = provisionExitCode(reports);
-  if (flags.json) process.stdout.write(`${JSON.stringify({ schemaVersion: 1, exitCode, dryRun: flags.dryRun === true, hosts: reports }, null, 2)}\n`);
+  // The last act: when the profile has benchmark targets, benchmark each converged host's model server.
+  const benches: Record<string, unknown> = {};
+  if (benchmarks.length && !flags.dryRun && flags.bench !== false) {
+    const { bench } = await import('../engine/bench.js');
+    const { renderBench, benchJson } = await import('./bench.js');
+    const concurrency = [...new Set(benchmarks.flatMap((b) => (b.concurrency && b.concurrency > 1 ? [b.concurrency] : [])))].sort((a, b) => a - b);
+    for (const [index, host] of hosts.entries()) {
+      if (!reports[index]?.ok) continue;
+      const result = await bench({
+        host, endpoint: flags.benchEndpoint ?? 'http://127.0.0.1:11434', api: 'ollama', maxTokens: 128, promptWords: 64, warmup: 1, singleStreamRequests: 3,
+        concurrency, requestsPerLevel: 20, levelMaxMs: 120_000, timeoutMs: 300_000, stallMs: 60_000, latencyTargets: {}, targets: benchmarks, connect: connectOptions,
+        onProgress: (m) => process.stderr.write(`zanuri bench: ${m}\n`),
+      });
+      const name = host ?? 'local';
+      // No model server yet is normal right after provisioning: say so, do not fail the provisioning.
+      benches[name] = result.error?.code === 'UNREACHABLE' ? { skipped: `no model server answered at ${result.endpoint}: ${result.error.message}` } : benchJson(result);
+      if (!flags.json) process.stdout.write(`${result.error?.code === 'UNREACHABLE' ? `${name}: bench skipped: ${result.error.message}` : renderBench(result)}\n`);
+    }
+  }
+  if (flags.json) process.stdout.write(`${JSON.stringify({ schemaVersion: 1, exitCode, dryRun: flags.dryRun === true, hosts: reports, ...(Object.keys(benches).length ? { bench: benches } : {}) }, null, 2)}\n`);
   else process.stdout.write(`${renderProvision(reports, flags.dryRun === true)}\n`);
   return exitCode;
 }
@@ -180,6 +199,8 @@ function program(): Command {
     .option('--known-hosts <file>', 'known_hosts file to use instead of the ones ssh config names')
     .option('--accept-new-host-key', 'record the key of a host not yet in known_hosts (a changed key is always refused)')
     .option('-i, --identity <file>', 'private key to offer first (repeatable)', collect)
+    .option('--no-bench', 'do not benchmark the model server after provisioning (done when the profile has benchmark targets)')
+    .option('--bench-endpoint <url>', 'the model server to benchmark, as the host sees it', 'http://127.0.0.1:11434')
     .addOption(new Option('--concurrency <n>', 'hosts provisioned at once').argParser(positive('--concurrency')).default(16))
     .addOption(new Option('--connect-timeout <seconds>', 'SSH connection timeout').argParser(positive('--connect-timeout')))
     .action(async (flags: ProvisionFlags) => {

@@ -3,6 +3,7 @@ import { homedir } from 'node:os';
 import { ConfigError, ExitCode, UsageError } from '../core/errors.js';
 import { parseHostSpec } from '../core/host-spec.js';
 import type { HostProvisionReport, ProvisionEvent, SelectedStep } from '../engine/provision.js';
+import type { BenchmarkTarget } from '../profiles/types.js';
 
 export interface ProvisionFlags {
   profile?: string;
@@ -21,6 +22,9 @@ export interface ProvisionFlags {
   identity?: string[];
   concurrency?: number;
   connectTimeout?: number;
+  /** false with --no-bench. */
+  bench?: boolean;
+  benchEndpoint?: string;
 }
 
 /** --set step.key=value: JSON when it parses (numbers, booleans, lists), "@file" for a file's lines, else a string. */
@@ -47,7 +51,7 @@ export function parseSet(assignment: string): { step: string; key: string; value
 }
 
 /** Works out which steps run with which parameters; everything is validated before any connection. */
-export async function selectSteps(flags: ProvisionFlags): Promise<{ title: string; selected: SelectedStep[] }> {
+export async function selectSteps(flags: ProvisionFlags): Promise<{ title: string; selected: SelectedStep[]; benchmarks: BenchmarkTarget[] }> {
   const [{ loadProfiles }, { loadPlaybook, profileParams }, { stepById }] = await Promise.all([
     import('../profiles/load.js'), import('../profiles/playbook.js'), import('../steps/index.js'),
   ]);
@@ -55,12 +59,14 @@ export async function selectSteps(flags: ProvisionFlags): Promise<{ title: strin
   let playbookName = flags.playbook;
   let fromProfile: Record<string, Record<string, unknown>> = {};
   let title = '';
+  let benchmarks: BenchmarkTarget[] = [];
   if (flags.profile) {
     const [profile] = await loadProfiles({ names: [flags.profile] });
     if (!profile?.playbook) throw new ConfigError(`profile "${flags.profile}" names no playbook to provision with`, { hint: 'pass --playbook, or add "playbook:" to the profile' });
     playbookName = profile.playbook;
     fromProfile = profileParams(profile);
     title = profile.title;
+    benchmarks = profile.benchmarks ?? [];
   }
   const playbook = await loadPlaybook(playbookName as string);
   title ||= playbook.title;
@@ -83,7 +89,7 @@ export async function selectSteps(flags: ProvisionFlags): Promise<{ title: strin
     selected.push({ step, params: step.parseParams(raw) });
   }
   if (!selected.length) throw new UsageError('no step left to run after --only/--skip');
-  return { title, selected };
+  return { title, selected, benchmarks };
 }
 
 const symbols: Record<string, string> = {

@@ -150,7 +150,9 @@ export async function provisionHost(host: string | null, selected: readonly Sele
       if ('noop' in plan) {
         report = { ...base, status: 'unchanged', why: plan.noop, durationMs: 0 };
       } else if (options.dryRun) {
-        report = { ...base, status: 'would-change', why: reasonOf(plan), durationMs: 0 };
+        // Without the packages a real run installs first, a step sees a blanker host than it will.
+        const caveat = missing.length ? ` (planned before ${missing.join(', ')} ${missing.length === 1 ? 'was' : 'were'} installed: the real run may do less)` : '';
+        report = { ...base, status: 'would-change', why: `${reasonOf(plan)}${caveat}`, durationMs: 0 };
       } else {
         report = await applyStep(root, context, step, params, plan);
         if (report.status === 'changed') {
@@ -201,16 +203,21 @@ async function applyStep(root: RootRunner, context: HostContext, step: AnyStep, 
   } catch (error) {
     const cause = errorView(error);
     try {
-      await rollback(root, step, params, applied);
-      return { ...base, status: 'rolled-back', why: `rolled back: ${cause.message}`, error: cause };
+      const warnings = await rollback(root, step, params, applied);
+      const also = warnings.length ? `; after restoring the files, ${warnings.join('; ')}` : '';
+      return { ...base, status: 'rolled-back', why: `rolled back: ${cause.message}${also}`, error: cause };
     } catch (rollbackError) {
       return { ...base, status: 'failed', why: `failed, and the rollback failed too: ${errorView(rollbackError).message}`, error: cause };
     }
   }
 }
 
-/** Undo in reverse: files back to their old content, the step's own undo actions, then the handlers once. */
-async function rollback(root: RootRunner, step: AnyStep, params: unknown, applied: readonly Action[]): Promise<void> {
+/**
+ * Undo in reverse: files back to their old content, the step's own undo actions, then the handlers
+ * once. Handlers are best effort: the old configuration may not start either (Debian's stock fail2ban
+ * does not), and that must not hide that the files are back; their failures come back as warnings.
+ */
+async function rollback(root: RootRunner, step: AnyStep, params: unknown, applied: readonly Action[]): Promise<string[]> {
   const handlers: Handler[] = [];
   for (const action of [...applied].reverse()) {
     if (action.kind === 'put') {
@@ -222,5 +229,10 @@ async function rollback(root: RootRunner, step: AnyStep, params: unknown, applie
     }
   }
   for (const action of step.rollback?.(applied, params) ?? []) handlers.push(...(await applyAction(root, action)));
-  for (const handler of dedupeHandlers(handlers)) await root.must(handlerCmd(handler), `systemctl ${handler.op} ${handler.unit}`);
+  const warnings: string[] = [];
+  for (const handler of dedupeHandlers(handlers)) {
+    const result = await root.run(handlerCmd(handler));
+    if (!result.ok) warnings.push(`systemctl ${handler.op} ${handler.unit} failed: ${result.stderr.trim().split('\n').at(-1) ?? `exit ${result.exitCode}`}`);
+  }
+  return warnings;
 }

@@ -131,3 +131,12 @@ export function commandFact(argv: readonly [string, ...string[]]): FactRequest<C
     },
   };
 }
+
+/** sshd's effective configuration (`sshd -T`); ufw and fail2ban both read it, in one shared request. */
+export const sshdConfigFact = (): FactRequest<CommandState> => commandFact(['sshd', '-T']);
+
+/** The ports of every `port N` line of `sshd -T`, each once. */
+export function parseSshdPorts(state: CommandState): number[] {
+  if (state.exitCode !== 0) return [];
+  return [...new Set([...state.stdout.matchAll(/^port (\d+)$/gm)].map((m) => Number(m[1])))].filter((n) => n >= 1 && n <= 65535);
+}

@@ -24,7 +24,9 @@ export function zanuriProvision(target: TestTarget, args: string[], user = 'root
       const code = error ? (typeof error.code === 'number' ? error.code : -1) : 0;
       let host: HostResult;
       try {
-        host = JSON.parse(stdout).hosts[0];
+        const parsed = JSON.parse(stdout) as { hosts?: HostResult[]; error?: { code: string; message: string } };
+        // A usage error stops before any host: its report has an error and no hosts.
+        host = parsed.hosts?.[0] ?? { host: '', ok: false, steps: [], summary: { changed: 0, unchanged: 0, failed: 0 }, roundTrips: 0, ...(parsed.error ? { error: parsed.error } : {}) };
       } catch {
         throw new Error(`zanuri provision printed no JSON report (exit ${code}):\n${stdout}\n${stderr}`);
       }

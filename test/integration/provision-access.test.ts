@@ -59,4 +59,12 @@ describe.skipIf(!can.ok && !process.env['CI'])('provision: deploy user and SSH h
     const again = await zanuriProvision(lockout, ['--playbook', 'base', ...operatorKeyArgs(lockout), '--only', 'deploy-user', '--dry-run']);
     expect(again.host.ok).toBe(true);
   });
+
+  it('refuses clearly, changing nothing, when the login user\'s sudo wants a password', async () => {
+    await lockout.addUser('ops', { sudo: 'password' });
+    const run = await zanuriProvision(lockout, ['--playbook', 'base', ...operatorKeyArgs(lockout)], 'ops');
+    expect(run.code).toBe(2);
+    expect(run.host.error?.message).toMatch(/ops is not root and sudo asks for a password/);
+    expect(run.host.steps).toEqual([]);
+  });
 });
