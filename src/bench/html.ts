@@ -12,6 +12,8 @@ export interface HtmlInput {
   levels: Array<{ label: string; concurrency: number | null; metrics: LevelMetrics }>;
   roofline: Roofline | null;
   targets: TargetVerdict[];
+  /** Why the run stopped early, when it did. */
+  error?: string;
 }
 
 const escape = (text: string): string => text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c] as string);
@@ -76,13 +78,14 @@ export function renderHtml(input: HtmlInput): string {
 <body>
 <h1>zanuri bench</h1>
 <p><b>Host</b> ${escape(input.host)} · <b>endpoint</b> ${escape(input.endpoint)} · <b>model</b> ${escape(input.model ?? '?')} · ${escape(input.generatedAt)}</p>
+${input.error ? `<p class="fail" id="error"><b>The run stopped early:</b> ${escape(input.error)}</p>` : ''}
 <h2>Results</h2>
 <table id="levels"><tr><th>load</th><th>requests</th><th>failed</th><th>TTFT p50 ms</th><th>TTFT p95 ms</th><th>TPOT p50 ms</th><th>ITL p95 ms</th><th>E2E p50 ms</th><th>E2E p95 ms</th><th>E2E p99 ms</th><th>tok/s per stream</th><th>tok/s aggregate</th><th>req/s</th><th>goodput/s</th></tr>
 ${rows.map(({ label, m }) => `<tr><td>${escape(label)}</td><td>${m.requests}</td><td>${m.failed}</td><td>${fmt(m.ttftMs.p50)}</td><td>${fmt(m.ttftMs.p95)}</td><td>${fmt(m.tpotMs.p50, 2)}</td><td>${fmt(m.itlMs.p95, 2)}</td><td>${fmt(m.e2eMs.p50)}</td><td>${fmt(m.e2eMs.p95)}</td><td>${fmt(m.e2eMs.p99)}</td><td>${fmt(m.streamTokensPerS.p50)}</td><td>${fmt(m.aggregateTokensPerS)}</td><td>${fmt(m.requestsPerS, 2)}</td><td>${fmt(m.goodputPerS, 2)}</td></tr>`).join('\n')}
 </table>
 <div id="charts">${throughput}\n${latency}</div>
 <h2>Roofline</h2>
-${r ? `<p>${escape(r.gpu ?? 'unknown GPU')}: ${r.bandwidthGBs ?? '?'} GB/s; weights ${fmt(r.weightsGB)} GB; decode bound ${fmt(r.decodeBoundTokensPerS)} tok/s per stream${input.singleStream?.streamTokensPerS.p50 && r.decodeBoundTokensPerS ? `; achieved ${fmt((100 * input.singleStream.streamTokensPerS.p50) / r.decodeBoundTokensPerS)}% of it` : ''}. ${escape(r.source ?? '')}</p>` : '<p>No roofline: the GPU or the model size is unknown.</p>'}
+${r && r.decodeBoundTokensPerS !== null ? `<p>${escape(r.gpu ?? 'unknown GPU')}: ${r.bandwidthGBs ?? '?'} GB/s; weights ${fmt(r.weightsGB, 2)} GB; decode bound ${fmt(r.decodeBoundTokensPerS)} tok/s per stream${input.singleStream?.streamTokensPerS.p50 && r.decodeBoundTokensPerS ? `; achieved ${fmt((100 * input.singleStream.streamTokensPerS.p50) / r.decodeBoundTokensPerS)}% of it` : ''}. ${escape(r.source ?? '')}</p>` : `<p>No roofline: ${r ? `no known NVIDIA GPU on the host (the weights are ${fmt(r.weightsGB, 3)} GB)` : 'the model size is unknown (the server did not say; pass --params and --quant)'}.</p>`}
 <h2>Targets</h2>
 ${input.targets.length ? `<table id="targets"><tr><th>target</th><th>expected</th><th>measured</th><th>verdict</th><th>why</th></tr>
 ${input.targets.map((t) => `<tr><td>${escape(t.id)}</td><td>${escape(t.expected)}</td><td>${escape(t.actual)}</td><td class="${t.status}">${t.status}</td><td>${escape(t.reason ?? '')}</td></tr>`).join('\n')}</table>` : '<p>No targets given.</p>'}

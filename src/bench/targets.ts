@@ -23,7 +23,7 @@ export interface BenchContext {
   levels: readonly LevelResult[];
 }
 
-/** Assumed when a target names no quantization: 4-bit is the usual way such targets are met on one card. */
+/** Assumed when a target names no quantization: 4-bit is the usual way such targets are met on one card; the report's label says so. */
 const defaultQuantization = 'q4_k_m';
 
 function closestLevel(levels: readonly LevelResult[], concurrency: number): LevelResult | null {
@@ -35,18 +35,25 @@ function closestLevel(levels: readonly LevelResult[], concurrency: number): Leve
 export function judgeTargets(targets: readonly BenchmarkTarget[], ctx: BenchContext): TargetVerdict[] {
   return targets.map((t): TargetVerdict => {
     const bound = t.min !== undefined ? `>= ${t.min}` : `<= ${t.max}`;
-    const base = { id: t.id, metric: t.metric, expected: `${bound} (${t.model}${t.concurrency ? `, ${t.concurrency} concurrent` : ''})`, source: t.source };
+    const quantization = t.quantization ?? defaultQuantization;
+    const mode = t.mode ?? (t.concurrency && t.concurrency > 1 ? 'aggregate' : 'single-stream');
+    const label = [t.model, quantization, mode, ...(t.concurrency ? [`${t.concurrency} concurrent`] : []),
+      ...(t.inputTokens ? [`${t.inputTokens} in`] : []), ...(t.outputTokens ? [`${t.outputTokens} out`] : [])].join(', ');
+    const base = { id: t.id, metric: t.metric, expected: `${bound} (${label})`, source: t.source };
     const params = parseParamCount(t.model.replace(/\s*MoE$/i, ''));
     if (params !== null) {
-      const size: ModelSize = { params, activeParams: /x/i.test(t.model) ? params * 0.28 : params, quantization: defaultQuantization };
+      const size: ModelSize = { params, activeParams: t.activeParams ?? params, quantization };
       const line = roofline(size, ctx.gpuName, ctx.gpuCount, ctx.vramBytes);
       if (line.fits === false) {
-        return { ...base, actual: 'not run', status: 'unreachable', reason: `a ${t.model} model needs about ${line.weightsGB.toFixed(0)} GB at ${defaultQuantization}; this host has ${line.vramGB?.toFixed(0)} GB of GPU memory` };
+        return { ...base, actual: 'not run', status: 'unreachable', reason: `a ${t.model} model needs about ${line.weightsGB.toFixed(0)} GB at ${quantization}; this host has ${line.vramGB?.toFixed(0)} GB of GPU memory` };
       }
-      if (t.metric === 'decode_tokens_per_s' && t.min !== undefined && line.decodeBoundTokensPerS !== null && !t.concurrency && t.min > line.decodeBoundTokensPerS) {
-        return { ...base, actual: 'not run', status: 'unreachable', reason: `one stream of a ${t.model} model at ${defaultQuantization} cannot exceed ${line.decodeBoundTokensPerS.toFixed(0)} tok/s on ${line.gpu} (${line.bandwidthGBs} GB/s / ${line.bytesPerTokenGB.toFixed(1)} GB read per token)` };
+      if (t.metric === 'decode_tokens_per_s' && t.min !== undefined && line.decodeBoundTokensPerS !== null && mode === 'single-stream' && t.min > line.decodeBoundTokensPerS) {
+        return { ...base, actual: 'not run', status: 'unreachable', reason: `one stream of a ${t.model} model at ${quantization} cannot exceed ${line.decodeBoundTokensPerS.toFixed(0)} tok/s on ${line.gpu} (${line.bandwidthGBs} GB/s / ${line.bytesPerTokenGB.toFixed(1)} GB read per token)` };
       }
-      if (ctx.model && Math.abs(ctx.model.params - params) / params > 0.25) {
+      if (!ctx.model) {
+        return { ...base, actual: 'not measured', status: 'not-measured', reason: `the benchmarked model's size is unknown, so it cannot be compared with a ${t.model} target (pass --params and --quant)` };
+      }
+      if (Math.abs(ctx.model.params - params) / params > 0.25) {
         return { ...base, actual: 'not measured', status: 'not-measured', reason: `this run benchmarked a ${ctx.model.params.toFixed(1)}B model; the target is for ${t.model}` };
       }
     }
@@ -55,7 +62,7 @@ export function judgeTargets(targets: readonly BenchmarkTarget[], ctx: BenchCont
       return { ...base, actual: 'not measured', status: 'not-measured', reason: t.concurrency ? `no load level at concurrency ${t.concurrency} was run (use --concurrency ${t.concurrency})` : 'no single-stream run completed' };
     }
     const m = level.metrics;
-    const value = t.metric === 'decode_tokens_per_s' ? (t.concurrency ? m.aggregateTokensPerS : m.streamTokensPerS.p50)
+    const value = t.metric === 'decode_tokens_per_s' ? (mode === 'aggregate' ? m.aggregateTokensPerS : m.streamTokensPerS.p50)
       : t.metric === 'ttft_ms' ? m.ttftMs.p50
         : t.metric === 'p95_latency_ms' ? m.e2eMs.p95
           : m.requestsPerS;

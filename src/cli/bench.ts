@@ -110,6 +110,6 @@ export async function writeHtmlReport(file: string, r: BenchReport): Promise<voi
     host: r.host, endpoint: r.endpoint, model: r.model, generatedAt: new Date().toISOString(),
     singleStream: r.singleStream?.metrics ?? null,
     levels: r.levels.map((l) => ({ label: levelLabel(l.plan), concurrency: l.plan.concurrency, metrics: l.metrics })),
-    roofline: r.roofline, targets: r.targets,
+    roofline: r.roofline, targets: r.targets, ...(r.error ? { error: r.error.message } : {}),
   }));
 }

@@ -45,6 +45,15 @@ export interface BenchmarkTarget {
   min?: number;
   max?: number;
   concurrency?: number;
+  /** Weight format the target assumes (default q4_k_m). */
+  quantization?: string;
+  /** Billions of parameters read per token, for mixtures of experts. */
+  activeParams?: number;
+  mode?: 'single-stream' | 'aggregate';
+  inputTokens?: number;
+  outputTokens?: number;
+  /** The GPU the seed names for the target. */
+  hardware?: string;
   note?: string;
   source: string;
 }

@@ -63,3 +63,18 @@ describe('judgeTargets', () => {
     expect(judgeTargets([{ ...target, model: '13B', min: 100 }], { ...base, model, singleStream: single(180) })[0]?.status).toBe('not-measured');
   });
 });
+
+describe('the seed\'s inference targets (evolution-tier3) on an RTX 4090', () => {
+  it('are labelled precisely, and the impossible ones say why', async () => {
+    const { loadProfiles } = await import('../../../src/profiles/load.js');
+    const [profile] = await loadProfiles({ names: ['evolution-tier3'] });
+    const verdicts = judgeTargets(profile?.benchmarks ?? [], { gpuName: 'NVIDIA GeForce RTX 4090', gpuCount: 1, vramBytes: 24564 * 1024 * 1024, levels: [], model: null, singleStream: null });
+    const byId = Object.fromEntries(verdicts.map((v) => [v.id, v]));
+    expect(byId['decode-70b']).toMatchObject({ status: 'unreachable', expected: '>= 85 (70B, q8_0, single-stream)' });
+    expect(byId['decode-70b']?.reason).toMatch(/needs about 74 GB at q8_0; this host has 26 GB/);
+    expect(byId['decode-8x7b-moe']?.status).toBe('unreachable');
+    expect(byId['decode-34b']?.status).toBe('unreachable');
+    expect(byId['decode-7b']).toMatchObject({ status: 'not-measured', expected: '>= 150 (7B, q4_k_m, single-stream)' });
+    expect(byId['inference-rps']?.expected).toMatch(/aggregate, 50 concurrent/);
+  });
+});
