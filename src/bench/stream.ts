@@ -62,19 +62,24 @@ class LineSplitter {
 
 const num = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
 
-/** Ollama /api/generate and /api/chat: one JSON object per line. */
-export class NdjsonParser {
+/** A streaming format made of lines: each parser says what one complete line means. */
+abstract class LineParser {
   readonly #lines = new LineSplitter();
 
   push(chunk: Uint8Array, emit: (event: StreamEvent) => void): void {
-    this.#lines.push(chunk, (line) => this.#line(line, emit));
+    this.#lines.push(chunk, (line) => this.line(line, emit));
   }
 
   end(emit: (event: StreamEvent) => void): void {
-    this.#lines.flush((line) => this.#line(line, emit));
+    this.#lines.flush((line) => this.line(line, emit));
   }
 
-  #line(line: string, emit: (event: StreamEvent) => void): void {
+  protected abstract line(line: string, emit: (event: StreamEvent) => void): void;
+}
+
+/** Ollama /api/generate and /api/chat: one JSON object per line. */
+export class NdjsonParser extends LineParser {
+  protected line(line: string, emit: (event: StreamEvent) => void): void {
     if (!line.trim()) return;
     let data: Record<string, unknown>;
     try {
@@ -104,18 +109,8 @@ export class NdjsonParser {
 }
 
 /** OpenAI-compatible streaming: server-sent events, `data: {json}` lines, `data: [DONE]` at the end. */
-export class SseParser {
-  readonly #lines = new LineSplitter();
-
-  push(chunk: Uint8Array, emit: (event: StreamEvent) => void): void {
-    this.#lines.push(chunk, (line) => this.#line(line, emit));
-  }
-
-  end(emit: (event: StreamEvent) => void): void {
-    this.#lines.flush((line) => this.#line(line, emit));
-  }
-
-  #line(line: string, emit: (event: StreamEvent) => void): void {
+export class SseParser extends LineParser {
+  protected line(line: string, emit: (event: StreamEvent) => void): void {
     if (!line.startsWith('data:')) return; // comments (": keep-alive"), event:, id:, blank separators
     const payload = line.slice(line.charCodeAt(5) === 32 ? 6 : 5);
     if (payload === '[DONE]') {

@@ -2,8 +2,10 @@ import { writeFile } from 'node:fs/promises';
 import { ExitCode, UsageError } from '../core/errors.js';
 import type { BenchOptions, BenchReport } from '../engine/bench.js';
 import type { LevelMetrics } from '../bench/metrics.js';
+import type { ConnectOptions } from '../transport/connect.js';
+import type { SshFlags } from './ssh-options.js';
 
-export interface BenchFlags {
+export interface BenchFlags extends SshFlags {
   host?: string[];
   endpoint: string;
   api: string;
@@ -25,13 +27,9 @@ export interface BenchFlags {
   tpotTarget?: number;
   json?: boolean;
   report?: string;
-  sshConfig?: string;
-  knownHosts?: string;
-  acceptNewHostKey?: boolean;
-  identity?: string[];
 }
 
-export async function benchOptions(flags: BenchFlags): Promise<Omit<BenchOptions, 'host' | 'onProgress'>> {
+export async function benchOptions(flags: BenchFlags, connect: ConnectOptions): Promise<Omit<BenchOptions, 'host' | 'onProgress'>> {
   if (flags.api !== 'ollama' && flags.api !== 'openai') throw new UsageError(`--api must be ollama or openai, got "${flags.api}"`);
   const concurrency = flags.concurrency.split(',').map((c) => Number(c.trim()));
   if (!concurrency.length || concurrency.some((c) => !Number.isInteger(c) || c < 1 || c > 1024)) throw new UsageError(`--concurrency takes whole numbers from 1 to 1024, e.g. 1,4,16,50; got "${flags.concurrency}"`);
@@ -57,10 +55,7 @@ export async function benchOptions(flags: BenchFlags): Promise<Omit<BenchOptions
     levelMaxMs: flags.levelTime * 1000, timeoutMs: flags.timeout * 1000, stallMs: flags.stall * 1000,
     latencyTargets: { ...(flags.ttftTarget ? { ttftMs: flags.ttftTarget } : {}), ...(flags.tpotTarget ? { tpotMs: flags.tpotTarget } : {}) },
     targets,
-    connect: {
-      ...(flags.sshConfig ? { configFile: flags.sshConfig } : {}), ...(flags.knownHosts ? { knownHostsFile: flags.knownHosts } : {}),
-      acceptNewHostKey: flags.acceptNewHostKey === true, identityFiles: flags.identity ?? [],
-    },
+    connect,
     ...(process.env['ZANURI_API_KEY'] ? { apiKey: process.env['ZANURI_API_KEY'] } : {}),
   };
 }

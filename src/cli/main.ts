@@ -1,31 +1,18 @@
-import { accessSync, constants, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { ExitCode, UsageError, ZanuriError } from '../core/errors.js';
-import { parseHostSpec } from '../core/host-spec.js';
 import type { ProvisionFlags } from './provision.js';
 import type { BenchFlags } from './bench.js';
+import { addSshOptions, checkHostSpecs, collect, connectOptions, positive, type SshFlags } from './ssh-options.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
-const collect = (value: string, previous: string[] = []): string[] => [...previous, ...value.split(',').map((v) => v.trim()).filter(Boolean)];
-
-const positive = (name: string) => (value: string): number => {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new UsageError(`${name} must be a positive whole number, got "${value}"`);
-  return n;
-};
-
-interface CheckFlags {
+interface CheckFlags extends SshFlags {
   profile?: string[];
   host?: string[];
   json?: boolean;
   all?: boolean;
-  sshConfig?: string;
-  knownHosts?: string;
-  acceptNewHostKey?: boolean;
-  identity?: string[];
   concurrency?: number;
-  connectTimeout?: number;
 }
 
 async function check(flags: CheckFlags): Promise<number> {
@@ -35,19 +22,10 @@ async function check(flags: CheckFlags): Promise<number> {
   ]);
   // Profiles first: a malformed profile stops everything before any connection is made.
   const profiles = await loadProfiles({ names: flags.profile ?? [] });
-  checkIdentityFiles(flags.identity ?? []);
+  const options = connectOptions(flags);
+  checkHostSpecs(flags.host ?? []);
   const hosts = flags.host?.length ? flags.host : [null];
-  for (const host of flags.host ?? []) {
-    if (!parseHostSpec(host)) throw new UsageError(`"${host.replace(/[^\x20-\x7e]/g, '?')}" is not a host: expected [user@]host[:port] or an ssh config alias`);
-  }
-  const reports = await checkHosts(hosts, profiles, {
-    ...(flags.sshConfig ? { configFile: flags.sshConfig } : {}),
-    ...(flags.knownHosts ? { knownHostsFile: flags.knownHosts } : {}),
-    acceptNewHostKey: flags.acceptNewHostKey === true,
-    identityFiles: flags.identity ?? [],
-    ...(flags.concurrency ? { concurrency: flags.concurrency } : {}),
-    ...(flags.connectTimeout ? { connectTimeoutMs: flags.connectTimeout * 1000 } : {}),
-  });
+  const reports = await checkHosts(hosts, profiles, { ...options, ...(flags.concurrency ? { concurrency: flags.concurrency } : {}) });
   // Without --profile, check surveys every profile: it reports, and fails only on errors.
   const exitCode = exitCodeFor(reports, Boolean(flags.profile?.length));
   if (flags.json) {
@@ -58,20 +36,10 @@ async function check(flags: CheckFlags): Promise<number> {
   return exitCode;
 }
 
-function checkIdentityFiles(files: readonly string[]): void {
-  for (const file of files) {
-    try {
-      accessSync(file, constants.R_OK);
-    } catch {
-      throw new UsageError(`cannot read the key file ${file}`);
-    }
-  }
-}
-
 async function provision(flags: ProvisionFlags): Promise<number> {
   const { validateTargets, selectSteps, eventLine, renderProvision, provisionExitCode } = await import('./provision.js');
   const hosts = validateTargets(flags);
-  checkIdentityFiles(flags.identity ?? []);
+  const options = connectOptions(flags);
   // Every step's parameters are checked here, before any connection.
   const { title, selected, benchmarks } = await selectSteps(flags);
   if (!flags.dryRun && !flags.yes) {
@@ -86,13 +54,6 @@ async function provision(flags: ProvisionFlags): Promise<number> {
     }
   }
   const { provisionHost } = await import('../engine/provision.js');
-  const connectOptions = {
-    ...(flags.sshConfig ? { configFile: flags.sshConfig } : {}),
-    ...(flags.knownHosts ? { knownHostsFile: flags.knownHosts } : {}),
-    acceptNewHostKey: flags.acceptNewHostKey === true,
-    identityFiles: flags.identity ?? [],
-    ...(flags.connectTimeout ? { connectTimeoutMs: flags.connectTimeout * 1000 } : {}),
-  };
   const names = hosts.map((h) => h ?? 'local');
   // A live listr2 view on a terminal; otherwise one plain line per finished step on stderr.
   const { TtyProgress } = await import('./progress.js');
@@ -106,7 +67,7 @@ async function provision(flags: ProvisionFlags): Promise<number> {
       const index = next++;
       reports[index] = await provisionHost(hosts[index] ?? null, selected, {
         dryRun: flags.dryRun === true,
-        connect: connectOptions,
+        connect: options,
         onEvent: (event) => {
           if (progress) progress.onEvent(event);
           else {
@@ -131,7 +92,7 @@ async function provision(flags: ProvisionFlags): Promise<number> {
       if (!reports[index]?.ok) continue;
       const result = await bench({
         host, endpoint: flags.benchEndpoint ?? 'http://127.0.0.1:11434', api: 'ollama', maxTokens: 128, promptWords: 64, warmup: 1, singleStreamRequests: 3,
-        concurrency, requestsPerLevel: 20, levelMaxMs: 120_000, timeoutMs: 300_000, stallMs: 60_000, latencyTargets: {}, targets: benchmarks, connect: connectOptions,
+        concurrency, requestsPerLevel: 20, levelMaxMs: 120_000, timeoutMs: 300_000, stallMs: 60_000, latencyTargets: {}, targets: benchmarks, connect: options,
         onProgress: (m) => process.stderr.write(`zanuri bench: ${m}\n`),
       });
       const name = host ?? 'local';
@@ -149,9 +110,8 @@ async function benchCommand(flags: BenchFlags): Promise<number> {
   const { benchOptions, renderBench, benchJson, benchExitCode, writeHtmlReport } = await import('./bench.js');
   if ((flags.host?.length ?? 0) > 1) throw new UsageError('zanuri bench takes one --host at a time');
   const host = flags.host?.[0] ?? null;
-  if (host !== null && !parseHostSpec(host)) throw new UsageError(`"${host.replace(/[^\x20-\x7e]/g, '?')}" is not a host: expected [user@]host[:port] or an ssh config alias`);
-  checkIdentityFiles(flags.identity ?? []);
-  const options = await benchOptions(flags);
+  checkHostSpecs(flags.host ?? []);
+  const options = await benchOptions(flags, connectOptions(flags));
   const { bench } = await import('../engine/bench.js');
   const report = await bench({ ...options, host, onProgress: (m) => process.stderr.write(`zanuri bench: ${m}\n`) });
   if (flags.report) await writeHtmlReport(flags.report, report);
@@ -166,24 +126,17 @@ function program(): Command {
     .showHelpAfterError()
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
-  root
-    .command('check')
+  addSshOptions(root.command('check'))
     .description('detect hardware and OS facts and judge them against requirement profiles')
     .option('-p, --profile <name>', 'profile id or profile file to judge against (repeatable, comma-separated); default: survey all', collect)
     .option('-H, --host <[user@]host[:port]>', 'check a remote host over SSH instead of this machine (repeatable)', collect)
     .option('--json', 'print a machine-readable report')
     .option('--all', 'show every finding, not only failures')
-    .option('-F, --ssh-config <file>', 'ssh config file to use instead of ~/.ssh/config')
-    .option('--known-hosts <file>', 'known_hosts file to use instead of the ones ssh config names')
-    .option('--accept-new-host-key', 'record the key of a host not yet in known_hosts (a changed key is always refused)')
-    .option('-i, --identity <file>', 'private key to offer first (repeatable)', collect)
     .addOption(new Option('--concurrency <n>', 'hosts checked at once').argParser(positive('--concurrency')).default(16))
-    .addOption(new Option('--connect-timeout <seconds>', 'SSH connection timeout').argParser(positive('--connect-timeout')))
     .action(async (flags: CheckFlags) => {
       process.exitCode = await check(flags);
     });
-  root
-    .command('provision')
+  addSshOptions(root.command('provision'))
     .description('converge hosts to a profile\'s playbook: idempotent steps, dry run with diffs, lockout-proof SSH changes')
     .option('-p, --profile <name>', 'profile whose playbook to run (its ports and PostgreSQL settings flow into the steps)')
     .option('--playbook <name or file>', 'run a playbook directly instead of a profile\'s')
@@ -195,14 +148,9 @@ function program(): Command {
     .option('--skip <steps>', 'skip these steps (comma-separated)', collect)
     .option('--set <step.key=value>', 'set a step parameter (repeatable; JSON values, @file for a file\'s lines)', (v: string, p: string[] = []) => [...p, v])
     .option('--json', 'print a machine-readable report')
-    .option('-F, --ssh-config <file>', 'ssh config file to use instead of ~/.ssh/config')
-    .option('--known-hosts <file>', 'known_hosts file to use instead of the ones ssh config names')
-    .option('--accept-new-host-key', 'record the key of a host not yet in known_hosts (a changed key is always refused)')
-    .option('-i, --identity <file>', 'private key to offer first (repeatable)', collect)
     .option('--no-bench', 'do not benchmark the model server after provisioning (done when the profile has benchmark targets)')
     .option('--bench-endpoint <url>', 'the model server to benchmark, as the host sees it', 'http://127.0.0.1:11434')
     .addOption(new Option('--concurrency <n>', 'hosts provisioned at once').argParser(positive('--concurrency')).default(16))
-    .addOption(new Option('--connect-timeout <seconds>', 'SSH connection timeout').argParser(positive('--connect-timeout')))
     .action(async (flags: ProvisionFlags) => {
       process.exitCode = await provision(flags);
     });
@@ -211,8 +159,7 @@ function program(): Command {
     if (!Number.isFinite(n) || n < 0) throw new UsageError(`${name} must be a number, got "${value}"`);
     return n;
   };
-  root
-    .command('bench')
+  addSshOptions(root.command('bench'))
     .description('benchmark the model server on a host (through SSH): TTFT, TPOT, ITL, latency percentiles, throughput, roofline, targets')
     .option('-H, --host <[user@]host[:port]>', 'the host the server runs on (default: this machine)', collect)
     .option('--endpoint <url>', 'the server as the host sees it (reached through the SSH connection)', 'http://127.0.0.1:11434')
@@ -235,10 +182,6 @@ function program(): Command {
     .addOption(new Option('--tpot-target <ms>', 'goodput: time per output token at most').argParser(number('--tpot-target')))
     .option('--json', 'print a machine-readable report')
     .option('--report <file.html>', 'write a self-contained HTML report with charts')
-    .option('-F, --ssh-config <file>', 'ssh config file to use instead of ~/.ssh/config')
-    .option('--known-hosts <file>', 'known_hosts file to use instead of the ones ssh config names')
-    .option('--accept-new-host-key', 'record the key of a host not yet in known_hosts')
-    .option('-i, --identity <file>', 'private key to offer first (repeatable)', collect)
     .action(async (flags: BenchFlags) => {
       process.exitCode = await benchCommand(flags);
     });

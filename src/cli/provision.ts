@@ -1,11 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { ConfigError, ExitCode, UsageError } from '../core/errors.js';
-import { parseHostSpec } from '../core/host-spec.js';
+import { checkHostSpecs, type SshFlags } from './ssh-options.js';
 import type { HostProvisionReport, ProvisionEvent, SelectedStep } from '../engine/provision.js';
 import type { BenchmarkTarget } from '../profiles/types.js';
 
-export interface ProvisionFlags {
+export interface ProvisionFlags extends SshFlags {
   profile?: string;
   playbook?: string;
   host?: string[];
@@ -16,12 +16,7 @@ export interface ProvisionFlags {
   skip?: string[];
   set?: string[];
   json?: boolean;
-  sshConfig?: string;
-  knownHosts?: string;
-  acceptNewHostKey?: boolean;
-  identity?: string[];
   concurrency?: number;
-  connectTimeout?: number;
   /** false with --no-bench. */
   bench?: boolean;
   benchEndpoint?: string;
@@ -129,6 +124,6 @@ export function provisionExitCode(reports: readonly HostProvisionReport[]): numb
 export function validateTargets(flags: ProvisionFlags): (string | null)[] {
   if (flags.local && flags.host?.length) throw new UsageError('--local and --host exclude each other');
   if (!flags.local && !flags.host?.length) throw new UsageError('name the hosts to provision with --host, or --local for this machine');
-  for (const host of flags.host ?? []) if (!parseHostSpec(host)) throw new UsageError(`"${host.replace(/[^\x20-\x7e]/g, '?')}" is not a host: expected [user@]host[:port] or an ssh config alias`);
+  checkHostSpecs(flags.host ?? []);
   return flags.local ? [null] : (flags.host as string[]);
 }
