@@ -7,7 +7,8 @@
 import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureAptProxy } from '../helpers/aptproxy.js';
-import { fourCells, operatorKeyArgs } from '../helpers/provision.js';
+import { startLlmServer } from '../helpers/llm/server.js';
+import { fourCells, operatorKeyArgs, zanuriProvision } from '../helpers/provision.js';
 import { run } from '../helpers/proc.js';
 import { canRunTargets, startTargets, stopAllTargets, type TestTarget } from '../helpers/targets.js';
 
@@ -66,5 +67,22 @@ describe.skipIf(!can.ok && !process.env['CI'])('provision a whole profile (aikov
     const password = await run(['ssh', '-F', '/dev/null', '-o', 'BatchMode=yes', '-o', 'PubkeyAuthentication=no', '-o', `UserKnownHostsFile=${target.knownHostsPath}`,
       '-o', 'StrictHostKeyChecking=yes', `deploy@${target.host}`, 'true'], { timeoutMs: 30_000 });
     expect(password.stderr).toMatch(/Permission denied \(publickey\)/);
+  });
+
+  it('ends by benchmarking the model server when the profile has benchmark targets (evolution-tier1)', async () => {
+    // The model server listens on the test bridge; zanuri reaches it only through the target's SSH connection.
+    const server = await startLlmServer({ listen: '10.213.0.1' });
+    try {
+      const result = await zanuriProvision(target, ['--profile', 'evolution-tier1', ...operatorKeyArgs(target), '--bench-endpoint', server.url]);
+      expect(result.code, result.stderr).toBe(0);
+      const report = JSON.parse(result.stdout) as { bench: Record<string, { model: string; singleStream: { metrics: { completed: number } }; targets: Array<{ id: string; status: string }> }> };
+      const bench = report.bench[`root@${target.host}`];
+      expect(bench?.model).toBe(server.model);
+      expect(bench?.singleStream.metrics.completed).toBeGreaterThan(0);
+      // Tier 1's 7B target cannot be judged against a tiny model of unknown size: said so, not passed.
+      expect(bench?.targets.find((t) => t.id === 'decode-7b')?.status).toBe('not-measured');
+    } finally {
+      await server.close();
+    }
   });
 });
