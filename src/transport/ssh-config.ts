@@ -48,7 +48,7 @@ function expandPath(path: string, endpoint: { host: string; user: string }): str
 export function parseSshG(text: string, spec: HostSpec): SshEndpoint {
   const values = new Map<string, string[]>();
   for (const line of text.split('\n')) {
-    const match = /^(\S+)\s+(.*)$/.exec(line.trim());
+    const match = line.trim().match(/^(\S+)\s+(.*)$/);
     if (!match?.[1]) continue;
     const key = match[1].toLowerCase();
     values.set(key, [...(values.get(key) ?? []), match[2] ?? '']);
