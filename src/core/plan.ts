@@ -34,6 +34,8 @@ export type Action =
       why: string;
     }
   | { kind: 'remove'; path: string; before: string; notify?: Handler[]; why: string }
+  /** A symbolic link at `path` pointing to `target`; `before` is where it pointed (null: no link), for rollback. */
+  | { kind: 'link'; path: string; target: string; before: string | null; notify?: Handler[]; why: string }
   | { kind: 'service'; unit: string; op: ServiceOp; why: string };
 
 export type Plan = { actions: [Action, ...Action[]] } | { actions: []; noop: string };

@@ -32,6 +32,15 @@ const removeScript = `set -eu
 mkdir -p -- "${backupRoot}$(dirname -- "$1")"
 mv -f -- "$1" "${backupRoot}$1"`;
 
+/** Points a symbolic link at its target, replacing whatever link was there. Arguments: target path. */
+const linkScript = `set -eu
+mkdir -p -- "$(dirname -- "$2")"
+ln -sfn -- "$1" "$2"`;
+
+export function linkCmd(target: string, path: string): Cmd {
+  return { argv: ['sh', '-c', linkScript, 'zanuri-link', target, path] };
+}
+
 export function aptInstall(packages: readonly string[]): Cmd {
   return {
     argv: ['env', 'DEBIAN_FRONTEND=noninteractive', 'apt-get', 'install', '-y', '-q', '--no-install-recommends',
@@ -92,6 +101,9 @@ export async function applyAction(root: RootRunner, action: Action): Promise<Han
     case 'remove':
       await root.must(removeCmd(action.path), `removing ${action.path}`);
       return action.notify ?? [];
+    case 'link':
+      await root.must(linkCmd(action.target, action.path), `linking ${action.path} to ${action.target}`);
+      return action.notify ?? [];
     case 'service':
       await root.must(serviceCmd(action.unit, action.op), `systemctl ${action.op} ${action.unit}`);
       return [];
@@ -105,6 +117,11 @@ export async function restoreFile(root: RootRunner, path: string, before: string
     return;
   }
   await root.must(putCmd({ kind: 'put', path, content: before, mode, owner, group, before: null, why: 'rollback' }), `restoring ${path}`);
+}
+
+/** Puts a link back as it was: pointing where it pointed, or gone. */
+export async function restoreLink(root: RootRunner, path: string, before: string | null): Promise<void> {
+  await root.must(before === null ? { argv: ['rm', '-f', '--', path] } : linkCmd(before, path), `restoring the link ${path}`);
 }
 
 export function handlerCmd(handler: Handler): Cmd {

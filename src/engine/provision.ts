@@ -4,7 +4,7 @@ import type { Transport } from '../core/types.js';
 import { packagesFact, type FactRequest, type FactValues } from '../facts/state.js';
 import type { AnyStep, HostContext, HostInfo } from '../steps/types.js';
 import { connect, type ConnectOptions } from '../transport/connect.js';
-import { applyAction, dedupeHandlers, handlerCmd, restoreFile } from './apply.js';
+import { applyAction, dedupeHandlers, handlerCmd, restoreFile, restoreLink } from './apply.js';
 import { viewAction, type ActionView } from './describe.js';
 import { gather, gatherAsRoot } from './gather.js';
 import { RootRunner } from './host.js';
@@ -213,7 +213,7 @@ async function applyStep(root: RootRunner, context: HostContext, step: AnyStep, 
 }
 
 /**
- * Undo in reverse: files back to their old content, the step's own undo actions, then the handlers
+ * Undo in reverse: files and links back as they were, the step's own undo actions, then the handlers
  * once. Handlers are best effort: the old configuration may not start either (Debian's stock fail2ban
  * does not), and that must not hide that the files are back; their failures come back as warnings.
  */
@@ -225,6 +225,9 @@ async function rollback(root: RootRunner, step: AnyStep, params: unknown, applie
       handlers.push(...(action.notify ?? []));
     } else if (action.kind === 'remove') {
       await restoreFile(root, action.path, action.before, 0o644, 'root', 'root');
+      handlers.push(...(action.notify ?? []));
+    } else if (action.kind === 'link') {
+      await restoreLink(root, action.path, action.before);
       handlers.push(...(action.notify ?? []));
     }
   }

@@ -140,3 +140,16 @@ export function parseSshdPorts(state: CommandState): number[] {
   if (state.exitCode !== 0) return [];
   return [...new Set([...state.stdout.matchAll(/^port (\d+)$/gm)].map((m) => Number(m[1])))].filter((n) => n >= 1 && n <= 65535);
 }
+
+/** Where the symbolic link at `path` points, or null when there is no link there. */
+export function linkFact(path: string): FactRequest<string | null> {
+  const p = quoteArg(path);
+  return {
+    key: `link:${path}`,
+    script: `if [ -L ${p} ]; then echo link; readlink -- ${p}; else echo none; fi`,
+    parse(output) {
+      const [kind, target] = output.split('\n');
+      return kind === 'link' && target !== undefined ? target : null;
+    },
+  };
+}

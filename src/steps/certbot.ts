@@ -2,7 +2,7 @@ import { ConfigError } from '../core/errors.js';
 import { plan, type Action } from '../core/plan.js';
 import { quoteArg } from '../core/quote.js';
 import type { Cmd } from '../core/types.js';
-import { commandFact, fileFact, serviceFact, type FactRequest } from '../facts/state.js';
+import { commandFact, fileFact, linkFact, serviceFact, type FactRequest } from '../facts/state.js';
 import { boolean, domainName, email, object, optionalString, string, url } from './params.js';
 import type { Step } from './types.js';
 import { sharedLocations } from './nginx-site.js';
@@ -130,7 +130,6 @@ export function certonlyCmd(p: CertbotParams, force: boolean): Cmd {
   };
 }
 
-const readlinkFact = (path: string): ReturnType<typeof commandFact> => commandFact(['readlink', '--', path]);
 
 export const certbot: Step<CertbotParams> = {
   id,
@@ -153,7 +152,7 @@ export const certbot: Step<CertbotParams> = {
 
   packages: () => ['certbot', 'nginx', 'openssl'],
 
-  facts: (p) => [certificateFact(p.domain), fileFact(renewalConf(p.domain)), fileFact(tlsSitePath), readlinkFact(tlsSiteLink), fileFact(deployHookPath), fileFact(caDropInPath), serviceFact(timer), serviceFact(nginxUnit)],
+  facts: (p) => [certificateFact(p.domain), fileFact(renewalConf(p.domain)), fileFact(tlsSitePath), linkFact(tlsSiteLink), fileFact(deployHookPath), fileFact(caDropInPath), serviceFact(timer), serviceFact(nginxUnit)],
 
   plan(facts, p) {
     const actions: Action[] = [];
@@ -173,10 +172,10 @@ export const certbot: Step<CertbotParams> = {
 
     const wanted = renderTlsSite(p);
     const siteCurrent = site.content === wanted && site.mode === '644' && site.owner === 'root' && site.group === 'root';
-    const link = facts.get(readlinkFact(tlsSiteLink));
-    const linked = link.exitCode === 0 && link.stdout.trim() === tlsSitePath;
+    const link = facts.get(linkFact(tlsSiteLink));
+    const linked = link === tlsSitePath;
     // Linked before the file is written, so that `nginx -t` after the write checks the site as enabled.
-    if (!linked) actions.push({ kind: 'run', cmd: { argv: ['ln', '-sfn', '--', tlsSitePath, tlsSiteLink] }, why: `${tlsSiteLink} does not link to ${tlsSitePath}` });
+    if (!linked) actions.push({ kind: 'link', path: tlsSiteLink, target: tlsSitePath, before: link, why: `${tlsSiteLink} does not link to ${tlsSitePath}` });
     if (!siteCurrent) {
       actions.push({
         kind: 'put', path: tlsSitePath, content: wanted, mode: 0o644, owner: 'root', group: 'root', before: site.content,
@@ -213,9 +212,6 @@ export const certbot: Step<CertbotParams> = {
 
   rollback(applied) {
     const undo: Action[] = [];
-    if (applied.some((a) => a.kind === 'run' && a.cmd.argv[0] === 'ln')) {
-      undo.push({ kind: 'run', cmd: { argv: ['rm', '-f', '--', tlsSiteLink] }, why: 'the TLS site link was created by the failed run' });
-    }
     if (applied.some((a) => (a.kind === 'put' || a.kind === 'remove') && a.path === caDropInPath)) {
       undo.push({ kind: 'run', cmd: { argv: ['systemctl', 'daemon-reload'] }, why: 'systemd reads the restored certbot.service drop-in' });
     }

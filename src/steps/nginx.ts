@@ -1,6 +1,6 @@
 import { ConfigError } from '../core/errors.js';
 import { plan, type Action } from '../core/plan.js';
-import { commandFact, fileFact, serviceFact, type FactValues } from '../facts/state.js';
+import { commandFact, fileFact, linkFact, serviceFact } from '../facts/state.js';
 import { domainName, object, optionalString, string } from './params.js';
 import type { Step } from './types.js';
 import { sharedLocations } from './nginx-site.js';
@@ -58,16 +58,9 @@ export function renderSite(p: NginxParams): string {
   ].join('\n');
 }
 
-export const readlinkFact = (path: string): ReturnType<typeof commandFact> => commandFact(['readlink', '--', path]);
 const challengeDir = (webroot: string): string => `${webroot}/.well-known/acme-challenge`;
 /** Exit 0 when the webroot's ACME challenge directory exists. */
 export const challengeDirFact = (webroot: string): ReturnType<typeof commandFact> => commandFact(['test', '-d', challengeDir(webroot)]);
-
-/** True when `link` is a symlink pointing at `target`. */
-export function linksTo(facts: FactValues, link: string, target: string): boolean {
-  const state = facts.get(readlinkFact(link));
-  return state.exitCode === 0 && state.stdout.trim() === target;
-}
 
 export const nginx: Step<NginxParams> = {
   id,
@@ -85,7 +78,7 @@ export const nginx: Step<NginxParams> = {
 
   packages: () => ['nginx'],
 
-  facts: (p) => [fileFact(sitePath), readlinkFact(siteLink), fileFact(defaultSiteLink), challengeDirFact(p.webroot), serviceFact(unit)],
+  facts: (p) => [fileFact(sitePath), linkFact(siteLink), fileFact(defaultSiteLink), challengeDirFact(p.webroot), serviceFact(unit)],
 
   plan(facts, p) {
     const actions: Action[] = [];
@@ -95,7 +88,8 @@ export const nginx: Step<NginxParams> = {
     const running = service.active === 'active';
     const wanted = renderSite(p);
     const siteCurrent = site.content === wanted && site.mode === '644' && site.owner === 'root' && site.group === 'root';
-    const linked = linksTo(facts, siteLink, sitePath);
+    const link = facts.get(linkFact(siteLink));
+    const linked = link === sitePath;
 
     if (facts.get(challengeDirFact(p.webroot)).exitCode !== 0) {
       actions.push({ kind: 'run', cmd: { argv: ['install', '-d', '-m', '755', '--', p.webroot, `${p.webroot}/.well-known`, challengeDir(p.webroot)] }, why: `the ACME challenge directory ${challengeDir(p.webroot)} does not exist` });
@@ -105,14 +99,14 @@ export const nginx: Step<NginxParams> = {
       actions.push({ kind: 'remove', path: defaultSiteLink, before: defaultSite.content, ...(siteCurrent ? {} : { notify: [{ unit, op: 'reload' }] }), why: 'the Debian default site is enabled' });
     }
     // Linked before the file is written, so that `nginx -t` after the write checks the site as enabled.
-    if (!linked) actions.push({ kind: 'run', cmd: { argv: ['ln', '-sfn', '--', sitePath, siteLink] }, why: `${siteLink} does not link to ${sitePath}` });
+    if (!linked) actions.push({ kind: 'link', path: siteLink, target: sitePath, before: link, why: `${siteLink} does not link to ${sitePath}` });
     if (!siteCurrent) {
       actions.push({
         kind: 'put', path: sitePath, content: wanted, mode: 0o644, owner: 'root', group: 'root', before: site.content,
         validateInPlace: checkConfig, notify: [{ unit, op: 'reload' }],
         why: site.exists ? `${sitePath} differs from the wanted site` : `the zanuri site ${sitePath} does not exist`,
       });
-    } else if (actions.some((a) => a.kind === 'remove' || (a.kind === 'run' && a.cmd.argv[0] === 'ln'))) {
+    } else if (actions.some((a) => a.kind === 'remove' || a.kind === 'link')) {
       // No file write to validate and notify: check the enabled sites and reload here, once.
       actions.push({ kind: 'run', cmd: checkConfig, why: 'check the configuration before nginx reloads it' });
       if (running) actions.push({ kind: 'service', unit, op: 'reload', why: 'the enabled sites changed' });
@@ -123,10 +117,4 @@ export const nginx: Step<NginxParams> = {
     return plan(actions, `nginx serves the zanuri site (${p.serverName}) and is enabled and running`);
   },
 
-  rollback(applied) {
-    // The engine restores the files; a link this step created would dangle and break nginx -t.
-    return applied.some((a) => a.kind === 'run' && a.cmd.argv[0] === 'ln')
-      ? [{ kind: 'run', cmd: { argv: ['rm', '-f', '--', siteLink] }, why: 'the site link was created by the failed run' }]
-      : [];
-  },
 };

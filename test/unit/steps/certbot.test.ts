@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { renderArgv } from '../../../src/core/quote.js';
-import { commandFact, fileFact, serviceFact } from '../../../src/facts/state.js';
+import { commandFact, fileFact, linkFact, serviceFact } from '../../../src/facts/state.js';
 import {
   caDropInPath, certbot, certificateFact, certonlyCmd, renderCaDropIn, deployHook, deployHookPath, parseCertificate, renderTlsSite, renewalConf, renewalServer, tlsSiteLink, tlsSitePath,
 } from '../../../src/steps/certbot.js';
@@ -24,7 +24,7 @@ function host(o: { cert?: string; server?: string | null; site?: string | null; 
     [certificateFact('web.example.org'), o.cert ?? `valid\n${san}`],
     [fileFact(renewalConf('web.example.org')), server === null ? 'absent' : `present 644 root root\n${b64(renewal(server))}`],
     [fileFact(tlsSitePath), site === null ? 'absent' : `present 644 root root\n${b64(site)}`],
-    [commandFact(['readlink', '--', tlsSiteLink]), o.linked === false ? '\n@@rc=1' : `${tlsSitePath}\n\n@@rc=0`],
+    [linkFact(tlsSiteLink), o.linked === false ? 'none' : `link\n${tlsSitePath}`],
     [fileFact(deployHookPath), hook === null ? 'absent' : `present 755 root root\n${b64(hook)}`],
     [fileFact(caDropInPath), dropIn === null ? 'absent' : `present 644 root root\n${b64(dropIn)}`],
     [serviceFact('certbot.timer'), o.timer ?? 'enabled\nactive'],
@@ -35,13 +35,13 @@ function host(o: { cert?: string; server?: string | null; site?: string | null; 
 describe('certbot', () => {
   it('on a fresh host: certonly --webroot against the ACME server, then the TLS site (nginx -t, one reload), the deploy hook and the timer', () => {
     const plan = certbot.plan(host({ cert: 'absent\n', server: null, site: null, linked: false, hook: null, dropIn: null, timer: 'disabled\ninactive' }), params, info);
-    expect(plan.actions.map((a) => a.kind)).toEqual(['run', 'run', 'put', 'put', 'put', 'run', 'service']);
+    expect(plan.actions.map((a) => a.kind)).toEqual(['run', 'link', 'put', 'put', 'put', 'run', 'service']);
     expect(plan.actions[0]).toMatchObject({
       why: 'no certificate for web.example.org yet',
       cmd: { argv: ['env', 'REQUESTS_CA_BUNDLE=/usr/local/share/zanuri-test/pebble-ca.pem', 'certbot', 'certonly', '--webroot', '-w', '/var/www/zanuri-acme',
         '-d', 'web.example.org', '--cert-name', 'web.example.org', '--non-interactive', '--agree-tos', '-m', 'ops@example.org', '--no-eff-email', '--server', pebble] },
     });
-    expect(plan.actions[1]).toMatchObject({ cmd: { argv: ['ln', '-sfn', '--', tlsSitePath, tlsSiteLink] } });
+    expect(plan.actions[1]).toMatchObject({ kind: 'link', path: tlsSiteLink, target: tlsSitePath, before: null });
     expect(plan.actions[2]).toMatchObject({ path: tlsSitePath, validateInPlace: { argv: ['nginx', '-t', '-q'] }, notify: [{ unit: 'nginx.service', op: 'reload' }] });
     const site = String((plan.actions[2] as { content: string }).content);
     expect(site).toContain('ssl_certificate /etc/letsencrypt/live/web.example.org/fullchain.pem;');

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { fileFact, serviceFact } from '../../../src/facts/state.js';
-import { challengeDirFact, defaultSiteLink, nginx, readlinkFact, renderSite, siteLink, sitePath } from '../../../src/steps/nginx.js';
+import { fileFact, linkFact, serviceFact } from '../../../src/facts/state.js';
+import { challengeDirFact, defaultSiteLink, nginx, renderSite, siteLink, sitePath } from '../../../src/steps/nginx.js';
 import { b64, factsOf } from './facts-of.js';
 
 const info = { loginUser: 'root', sshPort: 22, local: false };
@@ -13,7 +13,7 @@ function host(o: { site?: string | null; mode?: string; link?: string | null; de
   const site = o.site === undefined ? renderSite(params) : o.site;
   return factsOf([
     [fileFact(sitePath), site === null ? 'absent' : `present ${o.mode ?? '644'} root root\n${b64(site)}`],
-    [readlinkFact(siteLink), o.link === null ? '\n@@rc=1' : `${o.link ?? sitePath}\n\n@@rc=0`],
+    [linkFact(siteLink), o.link === null ? 'none' : `link\n${o.link ?? sitePath}`],
     [fileFact(defaultSiteLink), o.defaultSite ? `present 777 root root\n${b64(debianDefault)}` : 'absent'],
     [challengeDirFact('/var/www/zanuri-acme'), `\n@@rc=${o.dir === false ? 1 : 0}`],
     [serviceFact('nginx.service'), o.service ?? 'enabled\nactive'],
@@ -23,10 +23,10 @@ function host(o: { site?: string | null; mode?: string; link?: string | null; de
 describe('nginx', () => {
   it('on a fresh Debian nginx: makes the challenge dir, disables the default site, links and writes the site, validated by nginx -t, one reload', () => {
     const plan = nginx.plan(host({ site: null, link: null, defaultSite: true, dir: false }), params, info);
-    expect(plan.actions.map((a) => a.kind)).toEqual(['run', 'remove', 'run', 'put']);
+    expect(plan.actions.map((a) => a.kind)).toEqual(['run', 'remove', 'link', 'put']);
     expect(plan.actions[0]).toMatchObject({ cmd: { argv: ['install', '-d', '-m', '755', '--', '/var/www/zanuri-acme', '/var/www/zanuri-acme/.well-known', '/var/www/zanuri-acme/.well-known/acme-challenge'] } });
     expect(plan.actions[1]).toMatchObject({ path: '/etc/nginx/sites-enabled/default', before: debianDefault });
-    expect(plan.actions[2]).toMatchObject({ cmd: { argv: ['ln', '-sfn', '--', '/etc/nginx/sites-available/zanuri', '/etc/nginx/sites-enabled/zanuri'] } });
+    expect(plan.actions[2]).toMatchObject({ kind: 'link', path: '/etc/nginx/sites-enabled/zanuri', target: '/etc/nginx/sites-available/zanuri', before: null });
     expect(plan.actions[3]).toMatchObject({
       kind: 'put', path: sitePath, mode: 0o644, before: null, validateInPlace: { argv: ['nginx', '-t', '-q'] }, notify: [{ unit: 'nginx.service', op: 'reload' }],
     });
@@ -50,7 +50,7 @@ describe('nginx', () => {
 
   it('relinks a link that points elsewhere, and checks before it reloads when no file is written', () => {
     const plan = nginx.plan(host({ link: '/etc/nginx/sites-available/other' }), params, info);
-    expect(plan.actions.map((a) => a.kind)).toEqual(['run', 'run', 'service']);
+    expect(plan.actions.map((a) => a.kind)).toEqual(['link', 'run', 'service']);
     expect(plan.actions[1]).toMatchObject({ cmd: { argv: ['nginx', '-t', '-q'] } });
     expect(plan.actions[2]).toMatchObject({ unit: 'nginx.service', op: 'reload' });
   });
@@ -62,7 +62,7 @@ describe('nginx', () => {
 
   it('enables and starts a stopped nginx (no reload of a stopped service)', () => {
     const plan = nginx.plan(host({ service: 'disabled\ninactive', link: null }), params, info);
-    expect(plan.actions.map((a) => (a.kind === 'service' ? `${a.op}` : a.kind))).toEqual(['run', 'run', 'enable-now']);
+    expect(plan.actions.map((a) => (a.kind === 'service' ? `${a.op}` : a.kind))).toEqual(['link', 'run', 'enable-now']);
   });
 
   it('renders an upstream or a static root for everything else', () => {
