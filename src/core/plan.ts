@@ -34,8 +34,11 @@ export type Action =
       why: string;
     }
   | { kind: 'remove'; path: string; before: string; notify?: Handler[]; why: string }
-  /** A symbolic link at `path` pointing to `target`; `before` is where it pointed (null: no link), for rollback. */
-  | { kind: 'link'; path: string; target: string; before: string | null; notify?: Handler[]; why: string }
+  /**
+   * A symbolic link at `path` pointing to `target`, or no link there when target is null; `before` is
+   * where it pointed (null: no link), for rollback.
+   */
+  | { kind: 'link'; path: string; target: string | null; before: string | null; notify?: Handler[]; why: string }
   | { kind: 'service'; unit: string; op: ServiceOp; why: string };
 
 export type Plan = { actions: [Action, ...Action[]] } | { actions: []; noop: string };

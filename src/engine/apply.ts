@@ -102,7 +102,7 @@ export async function applyAction(root: RootRunner, action: Action): Promise<Han
       await root.must(removeCmd(action.path), `removing ${action.path}`);
       return action.notify ?? [];
     case 'link':
-      await root.must(linkCmd(action.target, action.path), `linking ${action.path} to ${action.target}`);
+      await restoreLink(root, action.path, action.target);
       return action.notify ?? [];
     case 'service':
       await root.must(serviceCmd(action.unit, action.op), `systemctl ${action.op} ${action.unit}`);
@@ -119,9 +119,9 @@ export async function restoreFile(root: RootRunner, path: string, before: string
   await root.must(putCmd({ kind: 'put', path, content: before, mode, owner, group, before: null, why: 'rollback' }), `restoring ${path}`);
 }
 
-/** Puts a link back as it was: pointing where it pointed, or gone. */
-export async function restoreLink(root: RootRunner, path: string, before: string | null): Promise<void> {
-  await root.must(before === null ? { argv: ['rm', '-f', '--', path] } : linkCmd(before, path), `restoring the link ${path}`);
+/** Makes `path` a link to `target`, or removes the link when target is null (also how rollback puts a link back). */
+export async function restoreLink(root: RootRunner, path: string, target: string | null): Promise<void> {
+  await root.must(target === null ? { argv: ['rm', '-f', '--', path] } : linkCmd(target, path), target === null ? `removing the link ${path}` : `linking ${path} to ${target}`);
 }
 
 export function handlerCmd(handler: Handler): Cmd {

@@ -33,7 +33,11 @@ export function viewAction(action: Action): ActionView {
     case 'remove':
       return { kind: action.kind, summary: `remove ${action.path}`, why: action.why, diff: unifiedDiff(action.path, action.before, '') };
     case 'link':
-      return { kind: action.kind, summary: `link ${action.path} -> ${action.target}${action.before === null ? '' : ` (was -> ${action.before})`}`, why: action.why };
+      return {
+        kind: action.kind,
+        summary: `${action.target === null ? `remove the link ${action.path}` : `link ${action.path} -> ${action.target}`}${action.before === null ? '' : ` (was -> ${action.before})`}`,
+        why: action.why,
+      };
     case 'service':
       return { kind: action.kind, summary: `systemctl ${action.op === 'enable-now' ? 'enable --now' : action.op} ${action.unit}`, why: action.why };
   }

@@ -78,7 +78,7 @@ export const nginx: Step<NginxParams> = {
 
   packages: () => ['nginx'],
 
-  facts: (p) => [fileFact(sitePath), linkFact(siteLink), fileFact(defaultSiteLink), challengeDirFact(p.webroot), serviceFact(unit)],
+  facts: (p) => [fileFact(sitePath), linkFact(siteLink), fileFact(defaultSiteLink), linkFact(defaultSiteLink), challengeDirFact(p.webroot), serviceFact(unit)],
 
   plan(facts, p) {
     const actions: Action[] = [];
@@ -95,8 +95,13 @@ export const nginx: Step<NginxParams> = {
       actions.push({ kind: 'run', cmd: { argv: ['install', '-d', '-m', '755', '--', p.webroot, `${p.webroot}/.well-known`, challengeDir(p.webroot)] }, why: `the ACME challenge directory ${challengeDir(p.webroot)} does not exist` });
     }
     // The default site is also a default_server on port 80: it goes before ours is validated.
-    if (defaultSite.exists && defaultSite.content !== null) {
-      actions.push({ kind: 'remove', path: defaultSiteLink, before: defaultSite.content, ...(siteCurrent ? {} : { notify: [{ unit, op: 'reload' }] }), why: 'the Debian default site is enabled' });
+    // Debian enables it as a link to sites-available/default; removing the link keeps rollback exact.
+    const defaultTarget = facts.get(linkFact(defaultSiteLink));
+    const reloadForDefault = siteCurrent ? {} : { notify: [{ unit, op: 'reload' as const }] };
+    if (defaultTarget !== null) {
+      actions.push({ kind: 'link', path: defaultSiteLink, target: null, before: defaultTarget, ...reloadForDefault, why: 'the Debian default site is enabled' });
+    } else if (defaultSite.exists && defaultSite.content !== null) {
+      actions.push({ kind: 'remove', path: defaultSiteLink, before: defaultSite.content, ...reloadForDefault, why: 'the Debian default site is enabled' });
     }
     // Linked before the file is written, so that `nginx -t` after the write checks the site as enabled.
     if (!linked) actions.push({ kind: 'link', path: siteLink, target: sitePath, before: link, why: `${siteLink} does not link to ${sitePath}` });

@@ -15,6 +15,7 @@ function host(o: { site?: string | null; mode?: string; link?: string | null; de
     [fileFact(sitePath), site === null ? 'absent' : `present ${o.mode ?? '644'} root root\n${b64(site)}`],
     [linkFact(siteLink), o.link === null ? 'none' : `link\n${o.link ?? sitePath}`],
     [fileFact(defaultSiteLink), o.defaultSite ? `present 777 root root\n${b64(debianDefault)}` : 'absent'],
+    [linkFact(defaultSiteLink), o.defaultSite ? 'link\n/etc/nginx/sites-available/default' : 'none'],
     [challengeDirFact('/var/www/zanuri-acme'), `\n@@rc=${o.dir === false ? 1 : 0}`],
     [serviceFact('nginx.service'), o.service ?? 'enabled\nactive'],
   ]);
@@ -23,9 +24,10 @@ function host(o: { site?: string | null; mode?: string; link?: string | null; de
 describe('nginx', () => {
   it('on a fresh Debian nginx: makes the challenge dir, disables the default site, links and writes the site, validated by nginx -t, one reload', () => {
     const plan = nginx.plan(host({ site: null, link: null, defaultSite: true, dir: false }), params, info);
-    expect(plan.actions.map((a) => a.kind)).toEqual(['run', 'remove', 'link', 'put']);
+    expect(plan.actions.map((a) => a.kind)).toEqual(['run', 'link', 'link', 'put']);
     expect(plan.actions[0]).toMatchObject({ cmd: { argv: ['install', '-d', '-m', '755', '--', '/var/www/zanuri-acme', '/var/www/zanuri-acme/.well-known', '/var/www/zanuri-acme/.well-known/acme-challenge'] } });
-    expect(plan.actions[1]).toMatchObject({ path: '/etc/nginx/sites-enabled/default', before: debianDefault });
+    // Debian's default site is a link: it is unlinked, and a rollback links it again.
+    expect(plan.actions[1]).toMatchObject({ kind: 'link', path: '/etc/nginx/sites-enabled/default', target: null, before: '/etc/nginx/sites-available/default' });
     expect(plan.actions[2]).toMatchObject({ kind: 'link', path: '/etc/nginx/sites-enabled/zanuri', target: '/etc/nginx/sites-available/zanuri', before: null });
     expect(plan.actions[3]).toMatchObject({
       kind: 'put', path: sitePath, mode: 0o644, before: null, validateInPlace: { argv: ['nginx', '-t', '-q'] }, notify: [{ unit: 'nginx.service', op: 'reload' }],
@@ -57,7 +59,7 @@ describe('nginx', () => {
 
   it('disables a re-enabled default site, checking and reloading once', () => {
     const plan = nginx.plan(host({ defaultSite: true }), params, info);
-    expect(plan.actions.map((a) => a.kind)).toEqual(['remove', 'run', 'service']);
+    expect(plan.actions.map((a) => a.kind)).toEqual(['link', 'run', 'service']);
   });
 
   it('enables and starts a stopped nginx (no reload of a stopped service)', () => {
