@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { ConfigError, ExitCode, UsageError } from '../core/errors.js';
 import { checkHostSpecs, type SshFlags } from './ssh-options.js';
+import { worstExitCode } from './exit-code.js';
 import type { HostProvisionReport, ProvisionEvent, SelectedStep } from '../engine/provision.js';
 import type { BenchmarkTarget } from '../profiles/types.js';
 
@@ -116,9 +117,7 @@ export function renderProvision(reports: readonly HostProvisionReport[], dryRun:
 }
 
 export function provisionExitCode(reports: readonly HostProvisionReport[]): number {
-  const codes = reports.map((r) => r.error?.exitCode ?? (r.ok ? ExitCode.ok : ExitCode.provisionFailed));
-  const rank = (c: number): number => [ExitCode.ok, ExitCode.provisionFailed, ExitCode.usage, ExitCode.unreachable, ExitCode.hostKey].indexOf(c as never);
-  return codes.reduce((worst, c) => (rank(c) > rank(worst) ? c : worst), ExitCode.ok as number);
+  return worstExitCode(reports.map((r) => r.error?.exitCode ?? (r.ok ? ExitCode.ok : ExitCode.provisionFailed)));
 }
 
 export function validateTargets(flags: ProvisionFlags): (string | null)[] {
