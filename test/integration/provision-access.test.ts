@@ -2,6 +2,7 @@
  * deploy-user and ssh-harden on real systemd targets (needs root), including the lockout cases:
  * a drop-in that would refuse the operator is rolled back and the host stays reachable.
  */
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureAptProxy } from '../helpers/aptproxy.js';
 import { run } from '../helpers/proc.js';
@@ -66,5 +67,18 @@ describe.skipIf(!can.ok && !process.env['CI'])('provision: deploy user and SSH h
     expect(run.code).toBe(2);
     expect(run.host.error?.message).toMatch(/ops is not root and sudo asks for a password/);
     expect(run.host.steps).toEqual([]);
+  });
+
+  it('shows live listr2 progress on a terminal: a line per step with its status and time', async () => {
+    // util-linux's script(1) gives the CLI a pseudo-terminal, as an operator's shell would.
+    const cli = fileURLToPath(new URL('../../bin/zanuri.js', import.meta.url));
+    const command = ['stty cols 160 rows 50;', 'node', cli, 'provision', '--playbook', 'base', '--yes', '-F', '/dev/null', '--known-hosts', target.knownHostsPath,
+      '-i', target.privateKeyPath, '--host', `root@${target.host}`, '--set', `'deploy-user.authorizedKeys=${JSON.stringify([target.publicKey])}'`].join(' ');
+    const tty = await run(['script', '-qec', command, '/dev/null'], { timeoutMs: 120_000 });
+    const screen = tty.stdout.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '');
+    expect(tty.exitCode, screen).toBe(0);
+    expect(screen).toMatch(/deploy-user: unchanged \(\d+ ms\)/);
+    expect(screen).toMatch(/ssh-harden: unchanged \(\d+ ms\)/);
+    expect(screen).toContain(`root@${target.host}`);
   });
 });
