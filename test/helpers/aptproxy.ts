@@ -6,12 +6,11 @@
  * The proxy is shared by all workers and runs on after the tests (like the bridge);
  * stopAptProxy() ends it.
  */
-import { connect } from 'node:net';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { withLock } from './lock.js';
 import { BRIDGE_IP, ensureHostNetwork } from './network.js';
-import { pidAlive, sleep, spawnDetached, tailFile, which } from './proc.js';
+import { pidAlive, portOpen, sleep, spawnDetached, tailFile, which } from './proc.js';
 import { CACHE_DIR } from './rootfs.js';
 
 export const APT_PROXY_PORT = 3142;
@@ -21,16 +20,6 @@ const PID_FILE = join(ACNG_DIR, 'pid');
 
 /** Contents of /etc/apt/apt.conf.d/01proxy in every target. */
 export const APT_PROXY_CONF = `Acquire::http::Proxy "${APT_PROXY_URL}";\n`;
-
-function portOpen(host: string, port: number, timeoutMs = 1000): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect({ host, port });
-    const done = (ok: boolean): void => { s.destroy(); resolve(ok); };
-    s.setTimeout(timeoutMs, () => done(false));
-    s.once('connect', () => done(true));
-    s.once('error', () => done(false));
-  });
-}
 
 /** Starts apt-cacher-ng when it is not already answering. Idempotent; safe across processes. */
 export async function ensureAptProxy(): Promise<{ url: string; host: string; port: number }> {

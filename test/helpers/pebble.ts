@@ -18,11 +18,11 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { connect, isIP } from 'node:net';
+import { isIP } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BRIDGE_IP, ensureHostNetwork } from './network.js';
-import { pidAlive, runOk, sleep, spawnDetached, tailFile, which } from './proc.js';
+import { pidAlive, portOpen, runOk, sleep, spawnDetached, tailFile, which } from './proc.js';
 import type { TestTarget } from './targets.js';
 
 export const PEBBLE_PORT = 14000;
@@ -47,16 +47,6 @@ export interface Pebble {
   logs(): string;
   /** Stops Pebble and challtestsrv and removes their files. Idempotent. */
   stop(): Promise<void>;
-}
-
-function portOpen(host: string, port: number, timeoutMs = 1000): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect({ host, port });
-    const done = (ok: boolean): void => { s.destroy(); resolve(ok); };
-    s.setTimeout(timeoutMs, () => done(false));
-    s.once('connect', () => done(true));
-    s.once('error', () => done(false));
-  });
 }
 
 async function ensurePebbleInstalled(): Promise<void> {

@@ -6,6 +6,7 @@
 import { execa } from 'execa';
 import { spawn } from 'node:child_process';
 import { openSync, closeSync, readFileSync, existsSync } from 'node:fs';
+import { connect } from 'node:net';
 import { constants as osConstants } from 'node:os';
 
 export interface ExecResult { stdout: string; stderr: string; exitCode: number }
@@ -122,4 +123,15 @@ export function tailFile(path: string, max = 6000): string {
   } catch {
     return '';
   }
+}
+
+/** Does a TCP connection to host:port complete within the time? */
+export function portOpen(host: string, port: number, timeoutMs = 1000): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host, port });
+    const done = (ok: boolean): void => { socket.destroy(); resolve(ok); };
+    socket.setTimeout(timeoutMs, () => done(false));
+    socket.once('connect', () => done(true));
+    socket.once('error', () => done(false));
+  });
 }

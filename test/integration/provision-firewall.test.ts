@@ -4,27 +4,15 @@
  * login through it, the lockout case (a firewall that would cut the operator off is turned off
  * again), and fail2ban's sshd jail really banning the host after failed logins.
  */
-import { connect as tcpConnect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureAptProxy } from '../helpers/aptproxy.js';
-import { run } from '../helpers/proc.js';
+import { portOpen, run } from '../helpers/proc.js';
 import { fourCells, zanuriProvision } from '../helpers/provision.js';
 import { canRunTargets, startTargets, stopAllTargets, type TestTarget } from '../helpers/targets.js';
 
 const can = canRunTargets();
 const playbook = ['--playbook', 'test/integration/playbooks/firewall.yaml'];
 const hostSide = '10.213.0.1';
-
-/** Does a TCP connection from this (host) side to host:port complete within the time? */
-function reachable(host: string, port: number, timeoutMs = 3000): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = tcpConnect({ host, port });
-    const done = (ok: boolean): void => { socket.destroy(); resolve(ok); };
-    socket.setTimeout(timeoutMs, () => done(false));
-    socket.once('connect', () => done(true));
-    socket.once('error', () => done(false));
-  });
-}
 
 /** A throwaway TCP listener inside the target (a transient systemd unit), so a port has something to answer. */
 async function listen(target: TestTarget, port: number): Promise<void> {
@@ -82,9 +70,9 @@ describe.skipIf(!can.ok && !process.env['CI'])('provision: ufw and fail2ban on r
     await listen(target, 80);
     await listen(target, 5432);
     await listen(target, 9999);
-    expect(await reachable(target.host, 80), '80 is open to everyone').toBe(true);
-    expect(await reachable(target.host, 5432), '5432 is open to the bridge, where the test runs').toBe(true);
-    expect(await reachable(target.host, 9999), '9999 was never opened').toBe(false);
+    expect(await portOpen(target.host, 80, 3000), '80 is open to everyone').toBe(true);
+    expect(await portOpen(target.host, 5432, 3000), '5432 is open to the bridge, where the test runs').toBe(true);
+    expect(await portOpen(target.host, 9999, 3000), '9999 was never opened').toBe(false);
 
     const jail = await target.exec(['fail2ban-client', 'status', 'sshd']);
     expect(jail.exitCode, jail.stderr).toBe(0);
@@ -127,8 +115,8 @@ describe.skipIf(!can.ok && !process.env['CI'])('provision: ufw and fail2ban on r
     const status = await target.exec(['ufw', 'status']);
     expect(status.stdout).toMatch(/^5432\/tcp\s+ALLOW\s+10\.213\.0\.128\/25\s*$/m);
     expect(status.stdout).not.toMatch(/10\.213\.0\.0\/24/);
-    expect(await reachable(target.host, 5432), '5432 no longer answers the host side (10.213.0.1 is outside /25)').toBe(false);
-    expect(await reachable(target.host, 80)).toBe(true);
+    expect(await portOpen(target.host, 5432, 3000), '5432 no longer answers the host side (10.213.0.1 is outside /25)').toBe(false);
+    expect(await portOpen(target.host, 80, 3000)).toBe(true);
   }, 120_000);
 
   it('turns the firewall off again when a fresh SSH connection fails through it, and the host stays reachable', async () => {
