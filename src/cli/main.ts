@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
-import { ExitCode, UsageError, ZanuriError } from '../core/errors.js';
+import { ExitCode, UsageError, ZanuriError, errorView } from '../core/errors.js';
+import { benchDefaults, defaultBenchEndpoint, defaultConcurrency } from '../engine/defaults.js';
 import type { ProvisionFlags } from './provision.js';
 import type { BenchFlags } from './bench.js';
 import { addSshOptions, checkHostSpecs, collect, connectOptions, positive, type SshFlags } from './ssh-options.js';
@@ -41,7 +42,7 @@ async function provision(flags: ProvisionFlags): Promise<number> {
   const hosts = validateTargets(flags);
   const options = connectOptions(flags);
   // Every step's parameters are checked here, before any connection.
-  const { title, selected, benchmarks } = await selectSteps(flags);
+  const { title, selected, benchmarks, templates } = await selectSteps(flags);
   if (!flags.dryRun && !flags.yes) {
     if (!process.stdin.isTTY) {
       throw new UsageError('refusing to change hosts without confirmation, and there is no terminal to ask on', { hint: 'pass --yes to proceed, or --dry-run to see what would change' });
@@ -53,53 +54,41 @@ async function provision(flags: ProvisionFlags): Promise<number> {
       return ExitCode.ok;
     }
   }
-  const { provisionHost } = await import('../engine/provision.js');
+  const { provisionHosts, reportedStepIds, benchProvisioned } = await import('../engine/fleet.js');
   const names = hosts.map((h) => h ?? 'local');
   // A live listr2 view on a terminal; otherwise one plain line per finished step on stderr.
   const { TtyProgress } = await import('./progress.js');
-  const { orderSteps } = await import('../engine/provision.js');
-  const stepIds = [...(selected.some((s) => s.step.packages) ? ['packages'] : []), ...orderSteps(selected).map((s) => s.step.id)];
-  const progress = process.stdout.isTTY && !flags.json ? new TtyProgress(names, stepIds) : null;
-  const reports: Awaited<ReturnType<typeof provisionHost>>[] = new Array(hosts.length);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < hosts.length) {
-      const index = next++;
-      reports[index] = await provisionHost(hosts[index] ?? null, selected, {
-        dryRun: flags.dryRun === true,
-        connect: options,
-        onEvent: (event) => {
-          if (progress) progress.onEvent(event);
-          else {
-            const line = eventLine(event);
-            if (line) process.stderr.write(`${line}\n`);
-          }
-        },
-      });
-      progress?.finishHost(reports[index]);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(flags.concurrency ?? 16, hosts.length) }, worker));
+  const progress = process.stdout.isTTY && !flags.json ? new TtyProgress(names, reportedStepIds(selected)) : null;
+  const reports = await provisionHosts(hosts, selected, {
+    dryRun: flags.dryRun === true,
+    templates,
+    connect: options,
+    ...(flags.concurrency ? { concurrency: flags.concurrency } : {}),
+    onEvent: (event) => {
+      if (progress) progress.onEvent(event);
+      else {
+        const line = eventLine(event);
+        if (line) process.stderr.write(`${line}\n`);
+      }
+    },
+    onHostDone: (report) => progress?.finishHost(report),
+  });
   await progress?.done();
   const exitCode = provisionExitCode(reports);
   // The last act: when the profile has benchmark targets, benchmark each converged host's model server.
   const benches: Record<string, unknown> = {};
   if (benchmarks.length && !flags.dryRun && flags.bench !== false) {
-    const { bench } = await import('../engine/bench.js');
     const { renderBench, benchJson } = await import('./bench.js');
-    const concurrency = [...new Set(benchmarks.flatMap((b) => (b.concurrency && b.concurrency > 1 ? [b.concurrency] : [])))].sort((a, b) => a - b);
-    for (const [index, host] of hosts.entries()) {
-      if (!reports[index]?.ok) continue;
-      const result = await bench({
-        host, endpoint: flags.benchEndpoint ?? 'http://127.0.0.1:11434', api: 'ollama', maxTokens: 128, promptWords: 64, warmup: 1, singleStreamRequests: 3,
-        concurrency, requestsPerLevel: 20, levelMaxMs: 120_000, timeoutMs: 300_000, stallMs: 60_000, latencyTargets: {}, targets: benchmarks, connect: options,
-        onProgress: (m) => process.stderr.write(`zanuri bench: ${m}\n`),
-      });
-      const name = host ?? 'local';
-      // No model server yet is normal right after provisioning: say so, do not fail the provisioning.
-      benches[name] = result.error?.code === 'UNREACHABLE' ? { skipped: `no model server answered at ${result.endpoint}: ${result.error.message}` } : benchJson(result);
-      if (!flags.json) process.stdout.write(`${result.error?.code === 'UNREACHABLE' ? `${name}: bench skipped: ${result.error.message}` : renderBench(result)}\n`);
-    }
+    await benchProvisioned(reports, hosts, benchmarks, {
+      ...(flags.benchEndpoint ? { endpoint: flags.benchEndpoint } : {}),
+      connect: options,
+      onProgress: (m) => process.stderr.write(`zanuri bench: ${m}\n`),
+      onBench: ({ host, report, skipped }) => {
+        // A skip does not fail the provisioning: the model server may come later.
+        benches[host] = skipped === null ? benchJson(report) : { skipped: `no model server answered at ${report.endpoint}: ${skipped}` };
+        if (!flags.json) process.stdout.write(`${skipped === null ? renderBench(report) : `${host}: bench skipped: ${skipped}`}\n`);
+      },
+    });
   }
   if (flags.json) process.stdout.write(`${JSON.stringify({ schemaVersion: 1, exitCode, dryRun: flags.dryRun === true, hosts: reports, ...(Object.keys(benches).length ? { bench: benches } : {}) }, null, 2)}\n`);
   else process.stdout.write(`${renderProvision(reports, flags.dryRun === true)}\n`);
@@ -132,7 +121,7 @@ function program(): Command {
     .option('-H, --host <[user@]host[:port]>', 'check a remote host over SSH instead of this machine (repeatable)', collect)
     .option('--json', 'print a machine-readable report')
     .option('--all', 'show every finding, not only failures')
-    .addOption(new Option('--concurrency <n>', 'hosts checked at once').argParser(positive('--concurrency')).default(16))
+    .addOption(new Option('--concurrency <n>', 'hosts checked at once').argParser(positive('--concurrency')).default(defaultConcurrency))
     .action(async (flags: CheckFlags) => {
       process.exitCode = await check(flags);
     });
@@ -148,9 +137,10 @@ function program(): Command {
     .option('--skip <steps>', 'skip these steps (comma-separated)', collect)
     .option('--set <step.key=value>', 'set a step parameter (repeatable; JSON values, @file for a file\'s lines)', (v: string, p: string[] = []) => [...p, v])
     .option('--json', 'print a machine-readable report')
+    .option('--templates <dir>', 'override shipped templates with the files of the same name in this directory')
     .option('--no-bench', 'do not benchmark the model server after provisioning (done when the profile has benchmark targets)')
-    .option('--bench-endpoint <url>', 'the model server to benchmark, as the host sees it', 'http://127.0.0.1:11434')
-    .addOption(new Option('--concurrency <n>', 'hosts provisioned at once').argParser(positive('--concurrency')).default(16))
+    .option('--bench-endpoint <url>', 'the model server to benchmark, as the host sees it', defaultBenchEndpoint)
+    .addOption(new Option('--concurrency <n>', 'hosts provisioned at once').argParser(positive('--concurrency')).default(defaultConcurrency))
     .action(async (flags: ProvisionFlags) => {
       process.exitCode = await provision(flags);
     });
@@ -162,22 +152,22 @@ function program(): Command {
   addSshOptions(root.command('bench'))
     .description('benchmark the model server on a host (through SSH): TTFT, TPOT, ITL, latency percentiles, throughput, roofline, targets')
     .option('-H, --host <[user@]host[:port]>', 'the host the server runs on (default: this machine)', collect)
-    .option('--endpoint <url>', 'the server as the host sees it (reached through the SSH connection)', 'http://127.0.0.1:11434')
+    .option('--endpoint <url>', 'the server as the host sees it (reached through the SSH connection)', defaultBenchEndpoint)
     .option('--api <ollama|openai>', 'Ollama native API or an OpenAI-compatible server (vLLM, llama-server, Ollama /v1)', 'ollama')
     .option('-m, --model <name>', 'model to benchmark (default: the first the server lists)')
     .option('--params <size>', 'model size when the server cannot tell, e.g. 7B (for the roofline)')
     .option('--quant <format>', 'weight format with --params, e.g. q4_k_m, q8_0, f16', 'f16')
     .option('-p, --profile <name>', 'judge against this profile\'s benchmark targets')
-    .addOption(new Option('--max-tokens <n>', 'output tokens per request').argParser(positive('--max-tokens')).default(128))
-    .addOption(new Option('--prompt-words <n>', 'words per prompt (prompts all differ, so a prefix cache cannot hide prefill)').argParser(positive('--prompt-words')).default(64))
-    .addOption(new Option('--warmup <n>', 'unmeasured warm-up requests').argParser(number('--warmup')).default(2))
-    .addOption(new Option('--requests <n>', 'single-stream requests').argParser(positive('--requests')).default(5))
-    .option('-c, --concurrency <list>', 'load levels: concurrent streams, e.g. 1,4,16,50', '1,4')
-    .addOption(new Option('--requests-per-level <n>', 'requests per load level at most').argParser(positive('--requests-per-level')).default(20))
-    .addOption(new Option('--level-time <seconds>', 'time budget per load level').argParser(positive('--level-time')).default(120))
+    .addOption(new Option('--max-tokens <n>', 'output tokens per request').argParser(positive('--max-tokens')).default(benchDefaults.maxTokens))
+    .addOption(new Option('--prompt-words <n>', 'words per prompt (prompts all differ, so a prefix cache cannot hide prefill)').argParser(positive('--prompt-words')).default(benchDefaults.promptWords))
+    .addOption(new Option('--warmup <n>', 'unmeasured warm-up requests').argParser(number('--warmup')).default(benchDefaults.warmup))
+    .addOption(new Option('--requests <n>', 'single-stream requests').argParser(positive('--requests')).default(benchDefaults.singleStreamRequests))
+    .option('-c, --concurrency <list>', 'load levels: concurrent streams, e.g. 1,4,16,50', benchDefaults.concurrency.join(','))
+    .addOption(new Option('--requests-per-level <n>', 'requests per load level at most').argParser(positive('--requests-per-level')).default(benchDefaults.requestsPerLevel))
+    .addOption(new Option('--level-time <seconds>', 'time budget per load level').argParser(positive('--level-time')).default(benchDefaults.levelMaxMs / 1000))
     .addOption(new Option('--rate <req/s>', 'add an open-loop level with Poisson arrivals at this rate').argParser(number('--rate')))
-    .addOption(new Option('--timeout <seconds>', 'per-request timeout').argParser(positive('--timeout')).default(300))
-    .addOption(new Option('--stall <seconds>', 'give up on a stream silent this long').argParser(positive('--stall')).default(60))
+    .addOption(new Option('--timeout <seconds>', 'per-request timeout').argParser(positive('--timeout')).default(benchDefaults.timeoutMs / 1000))
+    .addOption(new Option('--stall <seconds>', 'give up on a stream silent this long').argParser(positive('--stall')).default(benchDefaults.stallMs / 1000))
     .addOption(new Option('--ttft-target <ms>', 'goodput: time to first token at most').argParser(number('--ttft-target')))
     .addOption(new Option('--tpot-target <ms>', 'goodput: time per output token at most').argParser(number('--tpot-target')))
     .option('--json', 'print a machine-readable report')
@@ -198,7 +188,7 @@ async function main(argv: string[]): Promise<void> {
     }
     if (error instanceof ZanuriError) {
       const json = argv.includes('--json');
-      if (json) process.stdout.write(`${JSON.stringify({ schemaVersion: 1, exitCode: error.exitCode, error: { code: error.code, message: error.message, ...(error.hint ? { hint: error.hint } : {}) } }, null, 2)}\n`);
+      if (json) process.stdout.write(`${JSON.stringify({ schemaVersion: 1, exitCode: error.exitCode, error: (({ exitCode: _, ...view }) => view)(errorView(error)) }, null, 2)}\n`);
       process.stderr.write(`zanuri: ${error.message}\n${error.hint ? `hint: ${error.hint}\n` : ''}`);
       process.exitCode = error.exitCode;
       return;

@@ -1,5 +1,6 @@
 import { Listr } from 'listr2';
 import type { HostProvisionReport, ProvisionEvent, StepReport } from '../engine/provision.js';
+import { shortWhy } from './provision.js';
 
 const label: Record<StepReport['status'], string> = {
   changed: 'changed', unchanged: 'unchanged', 'would-change': 'would change', failed: 'failed', 'rolled-back': 'rolled back', 'not-run': 'not run',
@@ -27,7 +28,7 @@ export class TtyProgress {
         title: id,
         task: async (_ctx: unknown, line) => {
           const report = await (this.#pending.get(`${host}\0${id}`) as Promise<StepReport>);
-          line.title = `${id}: ${label[report.status]} (${report.durationMs} ms) — ${report.why}`;
+          line.title = `${id}: ${label[report.status]} (${report.durationMs} ms) — ${shortWhy(report)}`;
           if (report.status === 'failed' || report.status === 'rolled-back') throw new Error(line.title);
         },
       })), { concurrent: false, exitOnError: false }),

@@ -1,9 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { ConfigError, ExitCode, UsageError } from '../core/errors.js';
+import { dirname, resolve } from 'node:path';
+import type { Templates } from '../core/content.js';
+import { ConfigError, ExitCode, ParamsError, UsageError } from '../core/errors.js';
 import { checkHostSpecs, type SshFlags } from './ssh-options.js';
 import { worstExitCode } from './exit-code.js';
-import type { HostProvisionReport, ProvisionEvent, SelectedStep } from '../engine/provision.js';
+import type { HostProvisionReport, ProvisionEvent, SelectedStep, StepReport } from '../engine/provision.js';
 import type { BenchmarkTarget } from '../profiles/types.js';
 
 export interface ProvisionFlags extends SshFlags {
@@ -21,6 +23,8 @@ export interface ProvisionFlags extends SshFlags {
   /** false with --no-bench. */
   bench?: boolean;
   benchEndpoint?: string;
+  /** A directory of template overrides. */
+  templates?: string;
 }
 
 /** --set step.key=value: JSON when it parses (numbers, booleans, lists), "@file" for a file's lines, else a string. */
@@ -47,15 +51,17 @@ export function parseSet(assignment: string): { step: string; key: string; value
 }
 
 /** Works out which steps run with which parameters; everything is validated before any connection. */
-export async function selectSteps(flags: ProvisionFlags): Promise<{ title: string; selected: SelectedStep[]; benchmarks: BenchmarkTarget[] }> {
-  const [{ loadProfiles }, { loadPlaybook, profileParams }, { stepById }] = await Promise.all([
-    import('../profiles/load.js'), import('../profiles/playbook.js'), import('../steps/index.js'),
+export async function selectSteps(flags: ProvisionFlags): Promise<{ title: string; selected: SelectedStep[]; benchmarks: BenchmarkTarget[]; templates: Templates }> {
+  const [{ loadProfiles }, { loadPlaybook, profileParams }, { stepById }, { loadTemplates }, { preflight }] = await Promise.all([
+    import('../profiles/load.js'), import('../profiles/playbook.js'), import('../steps/index.js'), import('../templates/load.js'), import('../engine/provision.js'),
   ]);
+
   if (Boolean(flags.profile) === Boolean(flags.playbook)) throw new UsageError('name exactly one of --profile or --playbook');
   let playbookName = flags.playbook;
   let fromProfile: Record<string, Record<string, unknown>> = {};
   let title = '';
   let benchmarks: BenchmarkTarget[] = [];
+  let siteTemplates: string | null = null;
   if (flags.profile) {
     const [profile] = await loadProfiles({ names: [flags.profile] });
     if (!profile?.playbook) throw new ConfigError(`profile "${flags.profile}" names no playbook to provision with`, { hint: 'pass --playbook, or add "playbook:" to the profile' });
@@ -63,39 +69,60 @@ export async function selectSteps(flags: ProvisionFlags): Promise<{ title: strin
     fromProfile = profileParams(profile);
     title = profile.title;
     benchmarks = profile.benchmarks ?? [];
+    if (profile.templates) siteTemplates = resolve(dirname(profile.file), profile.templates);
   }
+  const templates = await loadTemplates({ overrideDir: flags.templates ?? siteTemplates });
   const playbook = await loadPlaybook(playbookName as string);
   title ||= playbook.title;
   const known = new Set(playbook.steps.map((s) => s.step));
   for (const id of [...(flags.only ?? []), ...(flags.skip ?? [])]) {
-    stepById(id);
+    await stepById(id);
     if (!known.has(id)) throw new UsageError(`step "${id}" is not in playbook ${playbook.id}`, { hint: `its steps: ${[...known].join(', ')}` });
   }
   const sets = (flags.set ?? []).map(parseSet);
   for (const s of sets) {
-    stepById(s.step);
+    await stepById(s.step);
     if (!known.has(s.step)) throw new UsageError(`--set ${s.step}.${s.key}: step "${s.step}" is not in playbook ${playbook.id}`);
   }
   const selected: SelectedStep[] = [];
-  for (const { step: id, params } of playbook.steps) {
+  for (const [index, { step: id, params }] of playbook.steps.entries()) {
     if (flags.only?.length && !flags.only.includes(id)) continue;
     if (flags.skip?.includes(id)) continue;
-    const step = stepById(id);
-    const raw = { ...params, ...fromProfile[id], ...Object.fromEntries(sets.filter((s) => s.step === id).map((s) => [s.key, s.value])) };
-    selected.push({ step, params: step.parseParams(raw) });
+    const step = await stepById(id);
+    const setHere = sets.filter((s) => s.step === id);
+    const raw = { ...params, ...fromProfile[id], ...Object.fromEntries(setHere.map((s) => [s.key, s.value])) };
+    try {
+      selected.push({ step, params: step.parseParams(raw) });
+    } catch (error) {
+      // A bad value the playbook itself writes is reported where it is written; --set and profile values by their name.
+      const key = error instanceof ParamsError ? error.path[0] : undefined;
+      const fromPlaybook = typeof key === 'string' && key in params && !(key in (fromProfile[id] ?? {})) && !setHere.some((s) => s.key === key);
+      const location = error instanceof ParamsError && fromPlaybook ? playbook.locate(index, error.path) : undefined;
+      if (location && error instanceof ParamsError) throw new ParamsError(error.step, error.path, error.message, { location, ...(error.hint ? { hint: error.hint } : {}) });
+      throw error;
+    }
   }
   if (!selected.length) throw new UsageError('no step left to run after --only/--skip');
-  return { title, selected, benchmarks };
+  // Every template is rendered against a blank host now: an unknown variable stops the run before any connection.
+  preflight(selected, templates);
+  return { title, selected, benchmarks, templates };
 }
 
 const symbols: Record<string, string> = {
   changed: 'changed', unchanged: 'ok', 'would-change': 'would change', failed: 'FAILED', 'rolled-back': 'ROLLED BACK', 'not-run': 'not run',
 };
 
+/** One short line per step: the first reason, and how many more changes the details list. */
+export function shortWhy(report: StepReport): string {
+  const more = report.actions.length - 1;
+  if ((report.status !== 'changed' && report.status !== 'would-change') || more < 1) return report.why;
+  return `${report.actions[0]?.why ?? report.why} (+${more} more change${more === 1 ? '' : 's'})${report.plannedBefore ? ' *' : ''}`;
+}
+
 export function eventLine(event: ProvisionEvent): string | null {
   if (event.type !== 'step-end') return null;
   const r = event.report;
-  return `${event.host}  ${r.id.padEnd(20)} ${symbols[r.status]?.padEnd(13)} ${String(r.durationMs).padStart(6)} ms  ${r.why}`;
+  return `${event.host}  ${r.id.padEnd(20)} ${symbols[r.status]?.padEnd(13)} ${String(r.durationMs).padStart(6)} ms  ${shortWhy(r)}`;
 }
 
 export function renderProvision(reports: readonly HostProvisionReport[], dryRun: boolean): string {
@@ -104,13 +131,15 @@ export function renderProvision(reports: readonly HostProvisionReport[], dryRun:
     if (r.error) out.push(`${r.host}  ${r.error.code}  ${r.error.message}${r.error.hint ? `\n  hint: ${r.error.hint}` : ''}`);
     if (dryRun) {
       for (const step of r.steps.filter((s) => s.status === 'would-change')) {
-        out.push(`\n${r.host}: ${step.id} would change`);
+        out.push(`\n${r.host}: ${step.id} would change${step.plannedBefore ? ' *' : ''}`);
         for (const a of step.actions) {
           out.push(`  - ${a.summary}\n    why: ${a.why}`);
           if (a.diff) out.push(a.diff.replace(/^/gm, '    ').trimEnd());
         }
       }
     }
+    const provisional = r.steps.find((s) => s.plannedBefore)?.plannedBefore;
+    if (provisional) out.push(`\n* planned before ${provisional}: the real run reads the facts again after that and may do less`);
     out.push(`${r.host}: ${r.summary.changed} ${dryRun ? 'would change' : 'changed'}, ${r.summary.unchanged} unchanged, ${r.summary.failed} failed (${r.durationMs} ms, ${r.roundTrips} round trips)`);
   }
   return out.join('\n');

@@ -50,6 +50,21 @@ export class ConfigError extends ZanuriError {
   }
 }
 
+/**
+ * A step parameter that fails its schema. `path` is where in the step's parameters (["allow", 0,
+ * "port"]), so a caller holding the playbook's YAML can point at file:line:col.
+ */
+export class ParamsError extends ConfigError {
+  readonly step: string;
+  readonly path: readonly (string | number)[];
+
+  constructor(step: string, path: readonly (string | number)[], message: string, options?: { location?: string; hint?: string }) {
+    super(message, options);
+    this.step = step;
+    this.path = path;
+  }
+}
+
 /** The host could not be reached: DNS, refused, timed out, bastion down. */
 export class UnreachableError extends ZanuriError {
   readonly code = 'UNREACHABLE';
@@ -97,4 +112,17 @@ export class CommandError extends ZanuriError {
     this.durationMs = result.durationMs;
     this.commandExitCode = result.exitCode;
   }
+}
+
+export interface ErrorView {
+  code: string;
+  message: string;
+  hint?: string;
+  exitCode: ExitCode;
+}
+
+/** An error as reports and --json show it: a stable code, the message, the hint and the exit code it earns. */
+export function errorView(error: unknown): ErrorView {
+  if (error instanceof ZanuriError) return { code: error.code, message: error.message, ...(error.hint ? { hint: error.hint } : {}), exitCode: error.exitCode };
+  return { code: 'INTERNAL', message: error instanceof Error ? error.message : String(error), exitCode: ExitCode.internal };
 }

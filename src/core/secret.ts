@@ -1,4 +1,4 @@
-const hidden = '***';
+const hidden = '[secret]';
 
 /** A value that must never reach a log, JSON output or argv. Read it only with reveal(). */
 export class Secret {

@@ -1,4 +1,4 @@
-import { ExitCode, UnreachableError, UsageError, ZanuriError } from '../core/errors.js';
+import { ExitCode, UnreachableError, UsageError, ZanuriError, errorView } from '../core/errors.js';
 import { jsonRequest, type Api, type RequestSpec } from '../bench/client.js';
 import { prompts, runLevel, type LevelResult } from '../bench/load.js';
 import type { LatencyTargets } from '../bench/metrics.js';
@@ -103,9 +103,9 @@ export async function bench(options: BenchOptions): Promise<BenchReport> {
     const gpus = facts.gpus.devices.filter((d) => d.vendor === 'nvidia');
     report.gpu = gpus.length ? { name: gpus[0]?.name ?? null, count: gpus.length, vramBytes: gpus[0]?.vramBytes ?? null } : null;
     let baseUrl = endpoint.origin;
-    if ('forwardLocal' in transport) {
+    if (transport.forwardLocal) {
       const port = Number(endpoint.port || (endpoint.protocol === 'https:' ? 443 : 80));
-      const forward = await (transport as { forwardLocal(h: string, p: number): Promise<{ port: number }> }).forwardLocal(endpoint.hostname, port);
+      const forward = await transport.forwardLocal(endpoint.hostname, port);
       baseUrl = `${endpoint.protocol}//127.0.0.1:${forward.port}`;
     }
     const model = await pickModel(baseUrl, options.api, options.model, options.timeoutMs, options.apiKey).catch((error: unknown) => {
@@ -150,7 +150,7 @@ export async function bench(options: BenchOptions): Promise<BenchReport> {
       const message = error instanceof Error ? error.message : String(error);
       report.error = { code: 'BENCH_FAILED', message, exitCode: ExitCode.benchIncomplete };
     } else {
-      report.error = { code: error.code, message: error.message, ...(error.hint ? { hint: error.hint } : {}), exitCode: error.exitCode };
+      report.error = errorView(error);
     }
   } finally {
     await transport.close();

@@ -1,9 +1,11 @@
-import { ZanuriError } from '../core/errors.js';
+import { ZanuriError, errorView } from '../core/errors.js';
 import { connect, type ConnectOptions } from '../transport/connect.js';
 import { gatherHostFacts } from '../facts/host.js';
 import type { HostFacts } from '../facts/types.js';
 import { judgeProfile, type ProfileVerdict } from '../profiles/judge.js';
 import type { Profile } from '../profiles/types.js';
+import { defaultConcurrency } from './defaults.js';
+import { mapPool } from './pool.js';
 
 export interface TierSummary {
   system: string;
@@ -47,21 +49,12 @@ export async function checkHost(host: string | null, profiles: readonly Profile[
     if (!(error instanceof ZanuriError)) throw error;
     return {
       host: name, ok: false, durationMs: Math.round(performance.now() - started),
-      error: { code: error.code, message: error.message, ...(error.hint ? { hint: error.hint } : {}), exitCode: error.exitCode },
+      error: errorView(error),
     };
   }
 }
 
 /** Checks hosts in parallel, at most `concurrency` at a time, reports in the order given. */
 export async function checkHosts(hosts: readonly (string | null)[], profiles: readonly Profile[], options: ConnectOptions & { concurrency?: number }): Promise<HostReport[]> {
-  const reports: HostReport[] = new Array(hosts.length);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < hosts.length) {
-      const index = next++;
-      reports[index] = await checkHost(hosts[index] ?? null, profiles, options);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(options.concurrency ?? 16, hosts.length) }, worker));
-  return reports;
+  return mapPool(hosts, options.concurrency ?? defaultConcurrency, (host) => checkHost(host, profiles, options));
 }

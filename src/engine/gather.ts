@@ -4,18 +4,33 @@ import { composeProbe, splitSections } from '../facts/probe.js';
 import type { FactRequest, FactValues } from '../facts/state.js';
 import type { RootRunner } from './host.js';
 
-/** Facts looked up by key; asking for one nobody declared is a bug in the step. */
-class Values implements FactValues {
+/** Facts looked up by key; asking for one that was never gathered is a bug in the step. */
+export class Values implements FactValues {
   constructor(private readonly values: ReadonlyMap<string, unknown>) {}
 
   get<T>(request: FactRequest<T>): T {
     if (!this.values.has(request.key)) throw new Error(`fact ${request.key} was read but never declared`);
     return this.values.get(request.key) as T;
   }
+
+  has(request: FactRequest<unknown>): boolean {
+    return this.values.has(request.key);
+  }
+
+  /** These values with `newer` on top. */
+  with(newer: Values): Values {
+    return new Values(new Map([...this.values, ...newer.values]));
+  }
 }
 
+/**
+ * What each fact looks like on a host where nothing exists yet: every parser given empty output.
+ * Used to find out, without a connection, which resources a step declares and so which facts they read.
+ */
+export const blankFacts: FactValues = { get: <T>(request: FactRequest<T>): T => request.parse('') };
+
 /** Reads every requested fact in one round trip: one script, one section per distinct fact. */
-export async function gather(root: RootRunner, requests: readonly FactRequest<unknown>[]): Promise<FactValues> {
+export async function gather(root: RootRunner, requests: readonly FactRequest<unknown>[]): Promise<Values> {
   const unique = [...new Map(requests.map((r) => [r.key, r])).values()];
   if (!unique.length) return new Values(new Map());
   const script = composeProbe(unique.map((r, i) => ({ name: `f${i}`, script: r.script })));
@@ -37,7 +52,7 @@ case $r in root) exec sh -c "$1" ;; sudo) exec sudo -n sh -c "$1" ;; esac`;
 export interface FirstGather {
   loginUser: string;
   loginIsRoot: boolean;
-  values: FactValues;
+  values: Values;
 }
 
 export async function gatherAsRoot(transport: Transport, requests: readonly FactRequest<unknown>[]): Promise<FirstGather> {

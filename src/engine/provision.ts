@@ -1,12 +1,14 @@
-import { ConfigError, UsageError, ZanuriError } from '../core/errors.js';
+import type { Templates } from '../core/content.js';
+import { ConfigError, ZanuriError, errorView } from '../core/errors.js';
 import type { Action, Handler, Plan } from '../core/plan.js';
 import type { Transport } from '../core/types.js';
 import { packagesFact, type FactRequest, type FactValues } from '../facts/state.js';
-import type { AnyStep, HostContext, HostInfo } from '../steps/types.js';
+import type { Resource } from '../resources/types.js';
+import { planStep, resourceFacts, stepFacts } from '../steps/plan.js';
+import type { AnyStep, HostContext, HostInfo, PlanContext } from '../steps/types.js';
 import { connect, type ConnectOptions } from '../transport/connect.js';
-import { applyAction, dedupeHandlers, handlerCmd, restoreFile, restoreLink } from './apply.js';
-import { viewAction, type ActionView } from './describe.js';
-import { gather, gatherAsRoot } from './gather.js';
+import { applyAction, dedupeHandlers, handlerCmd, undoAction, viewAction, type ActionView } from './actions.js';
+import { blankFacts, gather, gatherAsRoot, type Values } from './gather.js';
 import { RootRunner } from './host.js';
 
 export interface SelectedStep {
@@ -24,6 +26,11 @@ export interface StepReport {
   why: string;
   actions: ActionView[];
   durationMs: number;
+  /**
+   * Dry run only: what this step was planned before (packages, a repository, a reboot that the run
+   * does first); the real run reads the facts again after it and may do less. Said once per host.
+   */
+  plannedBefore?: string;
   error?: { code: string; message: string; hint?: string };
 }
 
@@ -46,6 +53,7 @@ export type ProvisionEvent =
 export interface ProvisionOptions {
   dryRun: boolean;
   connect: ConnectOptions;
+  templates: Templates;
   onEvent?: (event: ProvisionEvent) => void;
 }
 
@@ -65,14 +73,23 @@ export function orderSteps(selected: readonly SelectedStep[]): SelectedStep[] {
   return ordered;
 }
 
-const errorView = (error: unknown): { code: string; message: string; hint?: string } =>
-  error instanceof ZanuriError
-    ? { code: error.code, message: error.message, ...(error.hint ? { hint: error.hint } : {}) }
-    : { code: 'INTERNAL', message: error instanceof Error ? error.message : String(error) };
+/**
+ * Every step's resources declared against a blank host, before any connection: a template that
+ * names a variable its step does not give, or a step that declares one resource twice, fails
+ * here with the template's file:line, and nothing has been touched.
+ */
+export function preflight(selected: readonly SelectedStep[], templates: Templates): void {
+  const ctx: PlanContext = { loginUser: 'root', sshPort: 22, local: false, templates };
+  for (const { step, params } of selected) planStep(step, blankFacts, params, ctx);
+}
 
 function reasonOf(plan: Plan): string {
   return 'noop' in plan ? plan.noop : plan.actions.map((a) => a.why).join('; ');
 }
+
+/** Is this a change after which the facts of what follows must be read again? */
+const checkpointOf = (resource: Resource, actions: readonly Action[]): string | null =>
+  resource.checkpoint && actions.length ? resource.describe : null;
 
 /** Converges one host: one gather round trip when nothing needs doing. */
 export async function provisionHost(host: string | null, selected: readonly SelectedStep[], options: ProvisionOptions): Promise<HostProvisionReport> {
@@ -81,46 +98,80 @@ export async function provisionHost(host: string | null, selected: readonly Sele
   const steps = orderSteps(selected);
   const reports: StepReport[] = [];
   let transport: Transport | null = null;
+  let root: RootRunner | null = null;
   const finish = (error?: unknown): HostProvisionReport => {
     const summary = {
       changed: reports.filter((r) => r.status === 'changed').length,
       unchanged: reports.filter((r) => r.status === 'unchanged').length,
       failed: reports.filter((r) => r.status === 'failed' || r.status === 'rolled-back').length,
     };
-    const failure = error === undefined ? undefined : { ...errorView(error), exitCode: error instanceof ZanuriError ? error.exitCode : 1 };
+    const failure = error === undefined ? undefined : errorView(error);
+    const current = root?.transport ?? transport;
     return {
-      host: name, target: transport?.target ?? name, ok: failure === undefined && summary.failed === 0, dryRun: options.dryRun,
-      steps: reports, summary, roundTrips: transport?.roundTrips ?? 0, durationMs: Math.round(performance.now() - started),
+      host: name, target: current?.target ?? name, ok: failure === undefined && summary.failed === 0, dryRun: options.dryRun,
+      steps: reports, summary, roundTrips: current?.roundTrips ?? 0, durationMs: Math.round(performance.now() - started),
       ...(failure ? { error: failure } : {}),
     };
+  };
+  const emit = (report: StepReport, stepStarted: number): void => {
+    report.durationMs = Math.round(performance.now() - stepStarted);
+    reports.push(report);
+    options.onEvent?.({ type: 'step-end', host: name, report });
   };
 
   try {
     transport = await connect(host, options.connect);
-    const sshPort = 'endpoint' in transport ? (transport as { endpoint: { port: number } }).endpoint.port : null;
-    const requests = (remaining: readonly SelectedStep[], info: HostInfo): FactRequest<unknown>[] =>
-      remaining.flatMap((s) => s.step.facts(s.params, info));
+    const connection = transport;
     const packages = [...new Set(steps.flatMap((s) => s.step.packages?.(s.params) ?? []))].sort();
     const pkgFact = packagesFact(packages);
 
+    let info: HostInfo = { loginUser: '', sshPort: connection.sshPort, local: host === null };
+    let ctx: PlanContext = { ...info, templates: options.templates };
+    /** The facts of these steps: their own, and those of the resources they declare on `values`. */
+    const requests = (remaining: readonly SelectedStep[], values: FactValues): FactRequest<unknown>[] =>
+      remaining.flatMap((s) => [...stepFacts(s.step, s.params, info), ...resourceFacts(s.step.resources(values, s.params, ctx))]);
+    // Step facts are read twice over in this first request list: once to discover the resources on a blank host.
+    const discover = (remaining: readonly SelectedStep[]): FactRequest<unknown>[] => requests(remaining, blankFacts);
+
     // First round trip: who we are (root or sudo -n), systemd, installed packages and every step's facts.
-    const provisional: HostInfo = { loginUser: '', sshPort, local: host === null };
-    const first = await gatherAsRoot(transport, [pkgFact, ...requests(steps, provisional)]);
-    const root = new RootRunner(transport, first.loginIsRoot);
-    const info: HostInfo = { ...provisional, loginUser: first.loginUser };
-    let values: FactValues = first.values;
+    const first = await gatherAsRoot(connection, [pkgFact, ...discover(steps)]);
+    root = new RootRunner(connection, first.loginIsRoot, host === null ? null : () => connect(host, options.connect));
+    const runner = root;
+    info = { ...info, loginUser: first.loginUser };
+    ctx = { ...info, templates: options.templates };
+    let values: Values = first.values;
+
+    /** Reads any fact a step's resources need that is not known yet (resources whose paths depend on facts). */
+    const complete = async (step: SelectedStep): Promise<void> => {
+      const missing = requests([step], values).filter((r) => !values.has(r));
+      if (missing.length) values = values.with(await gather(runner, missing));
+    };
+    /**
+     * Reads the facts of these steps again after a change. Resources are declared from facts, so the
+     * new values may declare resources whose facts were never read, or were read before the change:
+     * those are read too, until the declarations settle (bounded: a declaration that keeps moving is a bug).
+     */
+    const regather = async (remaining: readonly SelectedStep[]): Promise<void> => {
+      const fresh = new Set<string>();
+      for (let round = 0; round < 4; round += 1) {
+        const stale = requests(remaining, values).filter((r) => !fresh.has(r.key));
+        if (!stale.length) return;
+        values = values.with(await gather(runner, stale));
+        for (const r of stale) fresh.add(r.key);
+      }
+      throw new Error(`bug: the resources of ${remaining.map((s) => s.step.id).join(', ')} keep changing with their own facts`);
+    };
 
     const context: HostContext = {
       ...info,
-      target: transport.target,
-      run: (cmd) => root.run(cmd),
+      get target() { return runner.transport.target; },
+      run: (cmd) => runner.run(cmd),
       connectFresh: () => connect(host, options.connect),
-      connectAs: (user) => {
-        if (host === null) throw new UsageError('a login as another user cannot be tested in a --local run');
-        return connect(`${user}@${host.replace(/^[^@]*@/, '')}`, options.connect);
-      },
+      connectAs: (user) => runner.transport.connectAs(user),
     };
 
+    /** In a dry run, the first change the real run makes before reading the facts again. */
+    let plannedBefore: string | null = null;
     const missing = packages.filter((p) => values.get(pkgFact)[p] === null);
     if (packages.length) {
       const stepStarted = performance.now();
@@ -130,43 +181,47 @@ export async function provisionHost(host: string | null, selected: readonly Sele
         report = { id: 'packages', title: 'Packages', status: 'unchanged', why: `all ${packages.length} packages the steps need are installed`, actions: [], durationMs: 0 };
       } else {
         const action: Action = { kind: 'packages', install: missing, why: `${missing.join(', ')} not installed` };
-        if (!options.dryRun) {
-          await applyAction(root, action);
-          values = await gather(root, [pkgFact, ...requests(steps, info)]);
+        if (options.dryRun) plannedBefore = `${missing.join(', ')} ${missing.length === 1 ? 'was' : 'were'} installed`;
+        else {
+          await applyAction(runner, action);
+          values = await gather(runner, [pkgFact, ...discover(steps)]);
         }
         report = { id: 'packages', title: 'Packages', status: options.dryRun ? 'would-change' : 'changed', why: action.why, actions: [viewAction(action)], durationMs: 0 };
       }
-      report.durationMs = Math.round(performance.now() - stepStarted);
-      reports.push(report);
-      options.onEvent?.({ type: 'step-end', host: name, report });
+      emit(report, stepStarted);
     }
 
-    for (const [index, { step, params }] of steps.entries()) {
+    for (const [index, selectedStep] of steps.entries()) {
+      const { step, params } = selectedStep;
       const stepStarted = performance.now();
       options.onEvent?.({ type: 'step-start', host: name, step: step.id, title: step.title });
-      const plan = step.plan(values, params, info);
+      await complete(selectedStep);
+      const plan = planStep(step, values, params, ctx);
       const base = { id: step.id, title: step.title, actions: plan.actions.map(viewAction) };
       let report: StepReport;
       if ('noop' in plan) {
         report = { ...base, status: 'unchanged', why: plan.noop, durationMs: 0 };
       } else if (options.dryRun) {
-        // Without the packages a real run installs first, a step sees a blanker host than it will.
-        const caveat = missing.length ? ` (planned before ${missing.join(', ')} ${missing.length === 1 ? 'was' : 'were'} installed: the real run may do less)` : '';
-        report = { ...base, status: 'would-change', why: `${reasonOf(plan)}${caveat}`, durationMs: 0 };
+        report = { ...base, status: 'would-change', why: reasonOf(plan), durationMs: 0, ...(plannedBefore ? { plannedBefore } : {}) };
+        if (!plannedBefore) {
+          const checkpoint = step.resources(values, params, ctx).map((r) => checkpointOf(r, r.plan(values))).find((c) => c !== null);
+          if (checkpoint) plannedBefore = `${step.id} made sure that ${checkpoint}`;
+        }
       } else {
-        report = await applyStep(root, context, step, params, plan);
+        report = await applyStep(runner, context, selectedStep, ctx, () => values, async () => {
+          await regather(steps.slice(index));
+          return values;
+        });
         if (report.status === 'changed') {
           // Re-read the facts of this step and the ones still to come: a step whose re-plan is not empty is a bug.
-          values = await gather(root, requests(steps.slice(index), info));
-          const replan = step.plan(values, params, info);
+          await regather(steps.slice(index));
+          const replan = planStep(step, values, params, ctx);
           if (replan.actions.length) {
             report = { ...report, status: 'failed', why: `bug: after applying, ${step.id} still plans: ${reasonOf(replan)}`, error: { code: 'NOT_CONVERGED', message: `step ${step.id} did not converge` } };
           }
         }
       }
-      report.durationMs = Math.round(performance.now() - stepStarted);
-      reports.push(report);
-      options.onEvent?.({ type: 'step-end', host: name, report });
+      emit(report, stepStarted);
       if (report.status === 'failed' || report.status === 'rolled-back') {
         for (const rest of steps.slice(index + 1)) {
           reports.push({ id: rest.step.id, title: rest.step.title, status: 'not-run', why: `not run: ${step.id} failed`, actions: [], durationMs: 0 });
@@ -179,58 +234,68 @@ export async function provisionHost(host: string | null, selected: readonly Sele
     if (!(error instanceof ZanuriError)) throw error;
     return finish(error);
   } finally {
-    await transport?.close();
+    await (root?.transport ?? transport)?.close();
   }
 }
 
-async function applyStep(root: RootRunner, context: HostContext, step: AnyStep, params: unknown, plan: Plan): Promise<StepReport> {
-  const base = { id: step.id, title: step.title, actions: plan.actions.map(viewAction), durationMs: 0 };
+/**
+ * Applies a step resource by resource. After a checkpoint resource changed something (packages, a
+ * repository, a reboot), the facts are read again and the rest of the step is declared anew from them.
+ */
+async function applyStep(
+  root: RootRunner, context: HostContext, { step, params }: SelectedStep, ctx: PlanContext,
+  current: () => FactValues, reread: () => Promise<FactValues>,
+): Promise<StepReport> {
+  const base = { id: step.id, title: step.title, durationMs: 0 };
   try {
     await step.beforeApply?.(context, params);
   } catch (error) {
-    return { ...base, status: 'failed', why: `nothing changed: ${errorView(error).message}`, error: errorView(error) };
+    const plan = planStep(step, current(), params, ctx);
+    return { ...base, actions: plan.actions.map(viewAction), status: 'failed', why: `nothing changed: ${errorView(error).message}`, error: errorView(error) };
   }
   const applied: Action[] = [];
   try {
     const handlers: Handler[] = [];
-    for (const action of plan.actions) {
-      handlers.push(...(await applyAction(root, action)));
-      applied.push(action);
+    const done = new Set<string>();
+    let facts = current();
+    let resources = step.resources(facts, params, ctx);
+    for (let next = resources[0]; next; next = resources.find((r) => !done.has(r.id))) {
+      done.add(next.id);
+      const actions = next.plan(facts);
+      for (const action of actions) {
+        handlers.push(...(await applyAction(root, action)));
+        applied.push(action);
+      }
+      if (checkpointOf(next, actions)) {
+        facts = await reread();
+        resources = step.resources(facts, params, ctx);
+      }
     }
-    for (const handler of dedupeHandlers(handlers)) await root.must(handlerCmd(handler), `systemctl ${handler.op} ${handler.unit}`);
+    for (const handler of dedupeHandlers(handlers)) await root.must(handlerCmd(handler), `systemctl ${handler.op} ${handler.unit}`, { timeoutMs: 300_000 });
     await step.verify?.(context, params);
-    return { ...base, status: 'changed', why: reasonOf(plan) };
+    return { ...base, actions: applied.map(viewAction), status: 'changed', why: applied.map((a) => a.why).join('; ') };
   } catch (error) {
     const cause = errorView(error);
+    const actions = applied.map(viewAction);
     try {
       const warnings = await rollback(root, step, params, applied);
       const also = warnings.length ? `; after restoring the files, ${warnings.join('; ')}` : '';
-      return { ...base, status: 'rolled-back', why: `rolled back: ${cause.message}${also}`, error: cause };
+      return { ...base, actions, status: 'rolled-back', why: `rolled back: ${cause.message}${also}`, error: cause };
     } catch (rollbackError) {
-      return { ...base, status: 'failed', why: `failed, and the rollback failed too: ${errorView(rollbackError).message}`, error: cause };
+      return { ...base, actions, status: 'failed', why: `failed, and the rollback failed too: ${errorView(rollbackError).message}`, error: cause };
     }
   }
 }
 
 /**
- * Undo in reverse: files and links back as they were, the step's own undo actions, then the handlers
- * once. Handlers are best effort: the old configuration may not start either (Debian's stock fail2ban
- * does not), and that must not hide that the files are back; their failures come back as warnings.
+ * Undo in reverse: every applied action its kind can undo (files back with their bytes, mode and
+ * owner; links; directories; commands with an undo), the step's own undo actions, then the handlers
+ * once. Handlers are best effort: the old configuration may not start either (Debian's stock
+ * fail2ban does not), and that must not hide that the files are back; their failures come back as warnings.
  */
 async function rollback(root: RootRunner, step: AnyStep, params: unknown, applied: readonly Action[]): Promise<string[]> {
   const handlers: Handler[] = [];
-  for (const action of [...applied].reverse()) {
-    if (action.kind === 'put') {
-      await restoreFile(root, action.path, action.before, action.mode, action.owner, action.group);
-      handlers.push(...(action.notify ?? []));
-    } else if (action.kind === 'remove') {
-      await restoreFile(root, action.path, action.before, 0o644, 'root', 'root');
-      handlers.push(...(action.notify ?? []));
-    } else if (action.kind === 'link') {
-      await restoreLink(root, action.path, action.before);
-      handlers.push(...(action.notify ?? []));
-    }
-  }
+  for (const action of [...applied].reverse()) handlers.push(...(await undoAction(root, action)));
   for (const action of step.rollback?.(applied, params) ?? []) handlers.push(...(await applyAction(root, action)));
   const warnings: string[] = [];
   for (const handler of dedupeHandlers(handlers)) {

@@ -1,4 +1,5 @@
 import { quoteArg, renderArgv } from '../core/quote.js';
+import { parseOsRelease } from './os.js';
 
 /**
  * Facts about a host's state that steps read before they plan: files, packages, users, services.
@@ -17,25 +18,61 @@ export interface FactValues {
 }
 
 export interface FileState {
+  /** A regular file (a link is followed). */
   exists: boolean;
-  /** Octal permission bits as stat prints them, e.g. "644". */
-  mode: string | null;
+  /** Permission bits, e.g. 0o644; null when absent. */
+  mode: number | null;
   owner: string | null;
   group: string | null;
+  /** The exact bytes, null when absent. */
+  bytes: Buffer | null;
+  /** The bytes decoded as UTF-8, for parsers; compare and restore with `bytes`. */
   content: string | null;
+}
+
+const absentFile: FileState = { exists: false, mode: null, owner: null, group: null, bytes: null, content: null };
+
+/** Reads the file at the path that the shell expression `pathExpr` gives on the host (quoted or computed). */
+function fileStateScript(pathExpr: string): string {
+  return `p=${pathExpr}; if [ -f "$p" ]; then stat -L -c 'present %a %U %G' "$p" && base64 < "$p"; else echo absent; fi`;
+}
+
+function parseFileState(output: string): FileState {
+  const [head = '', ...body] = output.split('\n');
+  const match = /^present ([0-7]+) (\S+) (\S+)$/.exec(head);
+  if (!match) return absentFile;
+  const bytes = Buffer.from(body.join(''), 'base64');
+  return { exists: true, mode: parseInt(match[1] ?? '0', 8), owner: match[2] ?? null, group: match[3] ?? null, bytes, content: bytes.toString('utf8') };
 }
 
 /** File content travels base64-encoded: exact bytes, and no way for a file to forge a section marker. */
 export function fileFact(path: string): FactRequest<FileState> {
+  return { key: `file:${path}`, script: fileStateScript(quoteArg(path)), parse: parseFileState };
+}
+
+/**
+ * A file whose path only the host can work out, e.g. the configuration of whichever PostgreSQL
+ * cluster is installed: `pathScript` is fixed shell text that prints the path (nothing when unknown).
+ */
+export function computedFileFact(key: string, pathScript: string): FactRequest<FileState> {
+  return { key: `file@${key}`, script: fileStateScript(`$(${pathScript})`), parse: parseFileState };
+}
+
+export interface DirectoryState {
+  exists: boolean;
+  mode: number | null;
+  owner: string | null;
+  group: string | null;
+}
+
+export function directoryFact(path: string): FactRequest<DirectoryState> {
   const p = quoteArg(path);
   return {
-    key: `file:${path}`,
-    script: `if [ -f ${p} ]; then stat -c 'present %a %U %G' ${p} && base64 < ${p}; else echo absent; fi`,
+    key: `directory:${path}`,
+    script: `if [ -d ${p} ]; then stat -L -c 'dir %a %U %G' ${p}; else echo absent; fi`,
     parse(output) {
-      const [head = '', ...body] = output.split('\n');
-      const match = /^present (\d+) (\S+) (\S+)$/.exec(head);
-      if (!match) return { exists: false, mode: null, owner: null, group: null, content: null };
-      return { exists: true, mode: match[1] ?? null, owner: match[2] ?? null, group: match[3] ?? null, content: Buffer.from(body.join(''), 'base64').toString('utf8') };
+      const match = /^dir ([0-7]+) (\S+) (\S+)$/.exec(output.trim());
+      return match ? { exists: true, mode: parseInt(match[1] ?? '0', 8), owner: match[2] ?? null, group: match[3] ?? null } : { exists: false, mode: null, owner: null, group: null };
     },
   };
 }
@@ -152,4 +189,51 @@ export function linkFact(path: string): FactRequest<string | null> {
       return kind === 'link' && target !== undefined ? target : null;
     },
   };
+}
+
+/** Packages marked on hold (apt-mark showhold): apt never upgrades or removes them. */
+export function heldPackagesFact(): FactRequest<string[]> {
+  return {
+    key: 'held-packages',
+    script: 'apt-mark showhold 2>/dev/null; true',
+    parse: (output) => output.split('\n').map((l) => l.trim()).filter(Boolean).sort(),
+  };
+}
+
+export interface GroupState {
+  exists: boolean;
+  gid: number | null;
+  members: string[];
+}
+
+export function groupFact(name: string): FactRequest<GroupState> {
+  return {
+    key: `group:${name}`,
+    script: `getent group ${quoteArg(name)}; true`,
+    parse(output) {
+      const fields = output.trim().split(':');
+      if (fields.length < 4) return { exists: false, gid: null, members: [] };
+      return { exists: true, gid: Number(fields[2]), members: (fields[3] ?? '').split(',').filter(Boolean) };
+    },
+  };
+}
+
+/** The running value of a kernel parameter (`sysctl -n`), whitespace collapsed; null when it does not exist. */
+export function sysctlFact(key: string): FactRequest<string | null> {
+  return {
+    key: `sysctl:${key}`,
+    script: `if v=$(sysctl -n ${quoteArg(key)} 2>/dev/null); then echo "value $v"; else echo none; fi`,
+    parse: (output) => (output.startsWith('value ') ? output.slice(6).trim().split(/\s+/).join(' ') : null),
+  };
+}
+
+/** os-release(5) fields (ID, ID_LIKE, VERSION_CODENAME, ...), parsed by the same parser as the hardware probe. */
+export function osReleaseFact(): FactRequest<Record<string, string>> {
+  return { key: 'os-release', script: 'cat /etc/os-release 2>/dev/null || cat /usr/lib/os-release', parse: parseOsRelease };
+}
+
+/** The distribution family a step picks origins and routes by: ubuntu (and derivatives), debian, or unknown. */
+export function familyOf(release: Record<string, string>): 'debian' | 'ubuntu' | 'unknown' {
+  const ids = [release['ID'] ?? '', ...(release['ID_LIKE'] ?? '').split(/\s+/)].map((s) => s.toLowerCase());
+  return ids.includes('ubuntu') ? 'ubuntu' : ids.includes('debian') ? 'debian' : 'unknown';
 }

@@ -10,6 +10,8 @@ export interface Playbook {
   title: string;
   steps: Array<{ step: string; params: Record<string, unknown> }>;
   file: string;
+  /** file:line:col of a value inside the parameters of the step at `index`, when the playbook writes it. */
+  locate(index: number, path: readonly (string | number)[]): string | undefined;
 }
 
 export const builtinPlaybooksDir = fileURLToPath(new URL('../../playbooks/', import.meta.url));
@@ -57,7 +59,14 @@ export async function loadPlaybook(name: string): Promise<Playbook> {
     if (params !== undefined && (typeof params !== 'object' || params === null || Array.isArray(params))) fail(['steps', i, 'params'], 'params must be a mapping');
     return { step: step as string, params: (params ?? {}) as Record<string, unknown> };
   });
-  return { id: data.id as string, title: typeof data.title === 'string' ? data.title : (data.id as string), steps, file };
+  const locate = (index: number, path: readonly (string | number)[]): string | undefined => {
+    for (let depth = path.length; depth > 0; depth -= 1) {
+      const node = doc.getIn(['steps', index, 'params', ...path.slice(0, depth)], true) as { range?: [number, number, number] } | undefined;
+      if (node?.range) return at(node.range[0]);
+    }
+    return undefined;
+  };
+  return { id: data.id as string, title: typeof data.title === 'string' ? data.title : (data.id as string), steps, file, locate };
 }
 
 /** Parameters a profile's numbers give its playbook's steps: ports for the firewall, PostgreSQL settings. */

@@ -73,6 +73,8 @@ export interface Profile {
   benchmarks?: BenchmarkTarget[];
   /** The playbook provision runs for this profile. */
   playbook?: string;
+  /** A directory of template overrides, relative to the profile file. */
+  templates?: string;
   /** The file it was read from (not part of the YAML). */
   file: string;
 }

@@ -1,47 +1,21 @@
-import { CommandError, ConfigError } from '../core/errors.js';
-import { plan, type Action } from '../core/plan.js';
+import { CommandError } from '../core/errors.js';
 import type { Cmd } from '../core/types.js';
-import { commandFact, fileFact, packagesFact, parseSshdPorts, serviceFact, sshdConfigFact, type CommandState, type FactRequest } from '../facts/state.js';
-import { cidr as cidrPattern, integer, list, object, string } from './params.js';
-import type { Step } from './types.js';
+import { commandFact, parseSshdPorts, sshdConfigFact, type FactValues } from '../facts/state.js';
+import { file } from '../resources/file.js';
+import { packages } from '../resources/packages.js';
+import { service } from '../resources/service.js';
+import { cidr, params, Type } from './schema.js';
+import { defineStep } from './types.js';
 
-export interface Fail2banParams {
-  /** Failures within findtime that earn a ban. */
-  maxretry: number;
-  /** fail2ban time abbreviations: 600, 30s, 10m, 1h, 1d, 1w. */
-  bantime: string;
-  findtime: string;
-  /** Sources never banned besides localhost (the operator's bastion, the monitoring host). */
-  ignoreip: string[];
-}
-
-const id = 'fail2ban';
 export const jailPath = '/etc/fail2ban/jail.local';
-export const authLog = '/var/log/auth.log';
-export const unit = 'fail2ban.service';
+const authLog = '/var/log/auth.log';
+const unit = 'fail2ban.service';
 /** Does the classic syslog auth log exist? Debian 12 and later log sshd only to the journal. */
-export const authLogFact = (): FactRequest<CommandState> => commandFact(['test', '-f', authLog]);
-export const systemdModule = 'python3-systemd';
-const duration = /^[1-9][0-9]{0,6}[smhdw]?$/;
+const authLogFact = commandFact(['test', '-f', authLog]);
+const readsJournal = (facts: FactValues): boolean => facts.get(authLogFact).exitCode !== 0;
 
-export type Backend = 'systemd' | 'auto';
-
-export function renderJail(p: Fail2banParams, backend: Backend, sshPorts: number[]): string {
-  return [
-    '# Managed by zanuri (fail2ban); edits here are overwritten.',
-    '[sshd]',
-    'enabled = true',
-    `port = ${sshPorts.length ? sshPorts.join(',') : 'ssh'}`,
-    ...(backend === 'systemd'
-      ? [`# ${authLog} does not exist: sshd's failures are read from the systemd journal (the stock jail would not start).`, 'backend = systemd']
-      : ['backend = auto', `logpath = ${authLog}`]),
-    `maxretry = ${p.maxretry}`,
-    `findtime = ${p.findtime}`,
-    `bantime = ${p.bantime}`,
-    `ignoreip = ${['127.0.0.1/8', '::1', ...p.ignoreip].join(' ')}`,
-    '',
-  ].join('\n');
-}
+const duration = (description: string, fallback: string) =>
+  Type.String({ pattern: '^[1-9][0-9]{0,6}[smhdw]?$', what: 'a duration like 600, 30s, 10m, 1h, 1d or 1w', default: fallback, description });
 
 /**
  * Waits (bounded, on the host) for fail2ban's socket, then prints the sshd jail's status. Fixed
@@ -62,54 +36,41 @@ export const jailStatusCmd: Cmd = { argv: ['sh', '-c', jailStatusScript, 'zanuri
  * checked in place by `fail2ban-client -t` (which reports a jail without a log) before the restart,
  * and verify() requires the jail to answer `fail2ban-client status sshd`.
  */
-export const fail2ban: Step<Fail2banParams> = {
-  id,
+export const fail2ban = defineStep({
+  id: 'fail2ban',
   title: 'fail2ban (sshd jail)',
   after: ['ufw', 'ssh-harden'],
+  params: params({
+    maxretry: Type.Integer({ minimum: 1, maximum: 100, default: 5, description: 'Failed logins within findtime that earn a ban.' }),
+    bantime: duration('How long a ban lasts.', '1h'),
+    findtime: duration('The window in which maxretry failures count.', '10m'),
+    ignoreip: Type.Array(cidr(), { default: [], description: 'Sources never banned besides localhost (a bastion, the monitoring host).' }),
+  }),
 
-  parseParams(raw) {
-    const p = object(raw, id, ['maxretry', 'bantime', 'findtime', 'ignoreip']);
-    const what = 'a duration like 600, 30s, 10m, 1h, 1d or 1w';
-    return {
-      maxretry: integer(p, id, 'maxretry', 1, 100, 5),
-      bantime: string(p, id, 'bantime', duration, what, '1h'),
-      findtime: string(p, id, 'findtime', duration, what, '10m'),
-      ignoreip: [...new Set(list(p, id, 'ignoreip', (value, i) => {
-        if (typeof value !== 'string' || !cidrPattern.test(value)) {
-          throw new ConfigError(`${id}: ignoreip[${i}] must be an IPv4 or IPv6 address or CIDR, got ${JSON.stringify(value)?.slice(0, 80)}`);
-        }
-        return value;
-      }))],
-    };
-  },
+  check: (p) => ({ ...p, ignoreip: [...new Set(p.ignoreip)] }),
 
   // The default ban action (iptables-multiport) needs iptables, which fail2ban only recommends.
   packages: () => ['fail2ban', 'iptables'],
 
-  facts: () => [fileFact(jailPath), authLogFact(), packagesFact([systemdModule]), serviceFact(unit), sshdConfigFact()],
+  facts: () => [authLogFact, sshdConfigFact()],
 
-  plan(facts, p) {
-    const actions: Action[] = [];
-    const backend: Backend = facts.get(authLogFact()).exitCode === 0 ? 'auto' : 'systemd';
-    if (backend === 'systemd' && facts.get(packagesFact([systemdModule]))[systemdModule] === null) {
-      actions.push({ kind: 'packages', install: [systemdModule], why: `the journal backend needs ${systemdModule} (there is no ${authLog})` });
-    }
-    const current = facts.get(fileFact(jailPath));
-    const wanted = renderJail(p, backend, parseSshdPorts(facts.get(sshdConfigFact())));
-    const changed = current.content !== wanted || current.mode !== '644';
-    if (changed) {
-      actions.push({
-        kind: 'put', path: jailPath, content: wanted, mode: 0o644, owner: 'root', group: 'root', before: current.content,
+  resources(facts, p, { templates }) {
+    const journal = readsJournal(facts);
+    const ports = parseSshdPorts(facts.get(sshdConfigFact()));
+    return [
+      ...(journal ? [packages(['python3-systemd'], { why: `the journal backend needs python3-systemd (there is no ${authLog})` })] : []),
+      file(jailPath, templates.render('fail2ban/jail.local', { ...p, journal, authLog, port: ports.length ? ports.join(',') : 'ssh' }), {
         validateInPlace: { argv: ['fail2ban-client', '-t'] },
         notify: [{ unit, op: 'restart' }],
-        why: current.exists ? `${jailPath} differs from the wanted sshd jail` : `no ${jailPath}: the stock sshd jail ${backend === 'systemd' ? `reads ${authLog}, which does not exist, so fail2ban cannot start` : 'uses the package defaults'}`,
-      });
-    }
-    const service = facts.get(serviceFact(unit));
-    if (service.enabled !== 'enabled') actions.push({ kind: 'service', unit, op: 'enable', why: `${unit} is ${service.enabled}, not enabled at boot` });
-    if (!changed && service.active !== 'active') actions.push({ kind: 'service', unit, op: 'restart', why: `${unit} is ${service.active}` });
-    return plan(actions, `fail2ban is running with the sshd jail (${backend === 'systemd' ? 'journal' : authLog}, maxretry ${p.maxretry}, findtime ${p.findtime}, bantime ${p.bantime})`);
+        whyMissing: `no ${jailPath}: the stock sshd jail ${journal ? `reads ${authLog}, which does not exist, so fail2ban cannot start` : 'uses the package defaults'}`,
+        whyDiffers: `${jailPath} differs from the wanted sshd jail`,
+      }),
+      service(unit),
+    ];
   },
+
+  converged: (p, facts) =>
+    `fail2ban is running with the sshd jail (${readsJournal(facts) ? 'journal' : authLog}, maxretry ${p.maxretry}, findtime ${p.findtime}, bantime ${p.bantime})`,
 
   async verify(ctx) {
     const status = await ctx.run(jailStatusCmd);
@@ -117,4 +78,4 @@ export const fail2ban: Step<Fail2banParams> = {
     const active = await ctx.run({ argv: ['systemctl', 'is-active', '--', unit] });
     if (active.stdout.trim() !== 'active') throw new CommandError(active, `systemctl is-active ${unit}`);
   },
-};
+});

@@ -1,6 +1,9 @@
-import type { Plan, Action } from '../core/plan.js';
-import type { Cmd, RunResult, Transport } from '../core/types.js';
+import type { Templates } from '../core/content.js';
+import type { Action } from '../core/plan.js';
+import type { RunResult, Cmd, Transport } from '../core/types.js';
 import type { FactRequest, FactValues } from '../facts/state.js';
+import type { Resource } from '../resources/types.js';
+import { parseWith, type Static, type TSchema } from './schema.js';
 
 /** What a step may know about the host before any fact is read. */
 export interface HostInfo {
@@ -9,6 +12,11 @@ export interface HostInfo {
   /** The SSH port of this connection; null for --local runs (read sshd's own config instead). */
   sshPort: number | null;
   local: boolean;
+}
+
+/** What resources() may use besides facts and parameters: the host as known before facts, and the templates. */
+export interface PlanContext extends HostInfo {
+  templates: Templates;
 }
 
 /** What verify() and beforeApply() may do: talk to the host, always over new connections for proof. */
@@ -23,30 +31,51 @@ export interface HostContext extends HostInfo {
 }
 
 /**
- * One provisioning step. Steps return data; only the engine acts. parseParams runs before any
- * connection; plan() is pure (no I/O, no clock), so plans can be tested from captured facts.
+ * One provisioning step, written as a declaration: resources() lists what the host should look
+ * like, as a pure function of facts and parameters; the resources compare and plan; only the
+ * engine acts. Parameters are checked before any connection, against `params` and then check().
  */
-export interface Step<P> {
+export interface StepDefinition<S extends TSchema, P> {
   readonly id: string;
   readonly title: string;
   /** Steps that must run earlier when both are selected. */
   readonly after?: readonly string[];
-  /** Validates raw playbook/--set parameters; throws ConfigError naming the bad value. */
-  parseParams(raw: unknown): P;
+  /** The parameters' schema: type, validation, playbook JSON Schema and README table in one. */
+  readonly params: S;
+  /** Rules across parameters and normalisation, after the schema; throws ConfigError. */
+  check?(raw: Static<S>): P;
   /** Debian packages the step needs; the engine installs the missing ones of all steps in one apt run. */
   packages?(params: P): string[];
-  /** Every fact plan() reads. */
-  facts(params: P, host: HostInfo): FactRequest<unknown>[];
-  plan(facts: FactValues, params: P, host: HostInfo): Plan;
+  /** Facts resources() itself reads to decide what to declare (each resource reads its own). */
+  facts?(params: P, host: HostInfo): FactRequest<unknown>[];
+  resources(facts: FactValues, params: P, ctx: PlanContext): Resource[];
+  /** The one line that says why a converged host needs nothing from this step. */
+  converged(params: P, facts: FactValues, ctx: PlanContext): string;
   /** Runs before the step's actions are applied; throwing stops the step with nothing changed. */
   beforeApply?(ctx: HostContext, params: P): Promise<void>;
   /** Runs after apply and handlers; throwing rolls the step back. */
   verify?(ctx: HostContext, params: P): Promise<void>;
   /**
-   * Extra undo actions on top of the engine's own (which restores every file the step replaced or
-   * removed and runs their handlers). E.g. `ufw disable` when the firewall cut us off.
+   * Extra undo actions on top of the engine's own (which undoes every applied action it knows how
+   * to and runs the handlers). E.g. `ufw disable` when the firewall cut us off.
    */
   rollback?(applied: readonly Action[], params: P): Action[];
+}
+
+export interface Step<P> extends Omit<StepDefinition<TSchema, P>, 'check'> {
+  /** Schema, then check(): the parameters as the step uses them, or a ParamsError/ConfigError. */
+  parseParams(raw: unknown): P;
+}
+
+/** A step from its definition: the one place parameters are parsed. */
+export function defineStep<S extends TSchema, P = Static<S>>(definition: StepDefinition<S, P>): Step<P> {
+  return {
+    ...definition,
+    parseParams(raw: unknown): P {
+      const valid = parseWith(definition.params, raw, definition.id);
+      return definition.check ? definition.check(valid) : (valid as unknown as P);
+    },
+  };
 }
 
 /** A step whose parameter type is hidden, for registries and the engine. */

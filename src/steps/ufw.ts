@@ -1,41 +1,35 @@
 import { CommandError, ConfigError } from '../core/errors.js';
-import { plan, type Action } from '../core/plan.js';
 import type { Cmd } from '../core/types.js';
-import { commandFact, fileFact, parseSshdPorts, sshdConfigFact, type CommandState, type FactRequest } from '../facts/state.js';
-import { cidr as cidrPattern, integer, list, object, optionalString, type Raw } from './params.js';
-import type { HostContext, HostInfo, Step } from './types.js';
-
-export type Protocol = 'tcp' | 'udp';
-
-export interface PortRule {
-  port: number;
-  protocol: Protocol;
-}
-
-export interface UfwParams {
-  /** Opened to everyone (e.g. 80/443). */
-  allow: PortRule[];
-  /** Opened only from `internalFrom` (e.g. 5432, 8000); closed when internalFrom is empty. */
-  internal: PortRule[];
-  /** Sources of the internal ports, as ufw stores them (network address, no /32 or /128). */
-  internalFrom: string[];
-  /** One more SSH port to allow (e.g. sshd is about to move there); the ports sshd uses now are always allowed. */
-  sshPort: number | null;
-}
+import { commandFact, fileFact, parseSshdPorts, sshdConfigFact, type FactValues } from '../facts/state.js';
+import { command } from '../resources/command.js';
+import { proveLogin } from './access.js';
+import { cidr, params, port, Type, type Static } from './schema.js';
+import { defineStep } from './types.js';
 
 const id = 'ufw';
-export const userRulesPath = '/etc/ufw/user.rules';
-export const user6RulesPath = '/etc/ufw/user6.rules';
-export const defaultsPath = '/etc/default/ufw';
-export const confPath = '/etc/ufw/ufw.conf';
-export const statusFact = (): FactRequest<CommandState> => commandFact(['ufw', 'status', 'verbose']);
+const statusFact = commandFact(['ufw', 'status', 'verbose']);
+const userRules = fileFact('/etc/ufw/user.rules');
+const user6Rules = fileFact('/etc/ufw/user6.rules');
+const defaultsFile = fileFact('/etc/default/ufw');
+const confFile = fileFact('/etc/ufw/ufw.conf');
+const enableCmd: Cmd = { argv: ['ufw', '--force', 'enable'] };
 
-export const enableCmd: Cmd = { argv: ['ufw', '--force', 'enable'] };
-export const disableCmd: Cmd = { argv: ['ufw', 'disable'] };
+const portRules = (description: string) => Type.Array(Type.Object({
+  port: port(),
+  protocol: Type.Union([Type.Literal('tcp'), Type.Literal('udp')], { default: 'tcp' }),
+}, { additionalProperties: false }), { default: [], description });
 
-// ---------- parameters ----------
+const schema = params({
+  allow: portRules('Ports open to everyone, e.g. [{port: 443, protocol: tcp}]; protocol defaults to tcp.'),
+  internal: portRules('Ports open only from internalFrom (e.g. 5432, 8000); closed when internalFrom is empty.'),
+  internalFrom: Type.Array(cidr(), { default: [], description: 'Sources of the internal ports: IPv4 or IPv6 addresses or networks, without host bits.' }),
+  sshPort: Type.Union([port(), Type.Null()], { default: null, description: 'One more SSH port to allow (e.g. sshd is about to move there); the ports sshd uses now are always allowed.' }),
+});
 
-const ipv4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
+type UfwParams = Static<typeof schema>;
+type PortRule = UfwParams['allow'][number];
+
+const show = (r: PortRule): string => `${r.port}/${r.protocol}`;
 
 /** The 8 groups of an IPv6 address in canonical form (as WHATWG URL prints it), or null. */
 function ipv6Groups(address: string): number[] | null {
@@ -53,61 +47,32 @@ function ipv6Groups(address: string): number[] | null {
  * compressed form; /32 and /128 dropped. A network with host bits set is refused (ufw would silently
  * rewrite it, and the firewall would not say what the playbook says).
  */
-export function normalizeCidr(value: string, what: string): string {
+function normalizeCidr(value: string, what: string): string {
   const [address = '', bits] = value.split('/');
   const fail = (why: string): never => { throw new ConfigError(`${id}: ${what} ${why}, got ${JSON.stringify(value).slice(0, 80)}`); };
-  const v4 = ipv4.exec(address);
+  const v4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(address);
   if (v4) {
     const octets = v4.slice(1).map(Number);
     const prefix = bits === undefined ? 32 : Number(bits);
-    if (octets.some((o) => o > 255)) fail('must be an IPv4 or IPv6 address or CIDR');
     const n = octets.reduce((acc, o) => acc * 256 + o, 0);
     const network = n - (n % 2 ** (32 - prefix));
-    if (network !== n) {
-      const dotted = [24, 16, 8, 0].map((s) => Math.floor(network / 2 ** s) % 256).join('.');
-      fail(`has host bits set (did you mean ${dotted}/${prefix}?)`);
-    }
+    if (network !== n) fail(`has host bits set (did you mean ${[24, 16, 8, 0].map((s) => Math.floor(network / 2 ** s) % 256).join('.')}/${prefix}?)`);
     return prefix === 32 ? address : `${address}/${prefix}`;
   }
-  let canonical: string;
+  let canonical = '';
   try {
     canonical = new URL(`http://[${address}]/`).hostname.slice(1, -1);
   } catch {
-    return fail('must be an IPv4 or IPv6 address or CIDR');
+    fail('must be an IPv4 or IPv6 address or CIDR');
   }
-  const groups = ipv6Groups(canonical);
-  if (!groups) return fail('must be an IPv4 or IPv6 address or CIDR');
+  const groups = ipv6Groups(canonical) ?? fail('must be an IPv4 or IPv6 address or CIDR');
   const prefix = bits === undefined ? 128 : Number(bits);
-  groups.forEach((g, i) => {
-    const keep = Math.max(0, Math.min(16, prefix - 16 * i));
-    if ((g & (0xffff >> keep)) !== 0) fail('has host bits set');
-  });
+  if (groups.some((g, i) => (g & (0xffff >> Math.max(0, Math.min(16, prefix - 16 * i)))) !== 0)) fail('has host bits set');
   return prefix === 128 ? canonical : `${canonical}/${prefix}`;
 }
 
-function portRule(key: string) {
-  return (value: unknown, i: number): PortRule => {
-    const where = `${key}[${i}]`;
-    if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-      throw new ConfigError(`${id}: ${where} must be a mapping like {port: 443, protocol: tcp}, got ${JSON.stringify(value)?.slice(0, 80)}`);
-    }
-    const raw = object(value, `${id}: ${where}`, ['port', 'protocol']);
-    return {
-      port: integer(raw, `${id}: ${where}`, 'port', 1, 65535),
-      protocol: (optionalString(raw, `${id}: ${where}`, 'protocol', /^(?:tcp|udp)$/, '"tcp" or "udp"') ?? 'tcp') as Protocol,
-    };
-  };
-}
-
-const uniqueRules = (rules: PortRule[]): PortRule[] =>
-  [...new Map(rules.map((r) => [`${r.port}/${r.protocol}`, r])).values()];
-
-export const show = (r: PortRule): string => `${r.port}/${r.protocol}`;
-
-// ---------- state ----------
-
 /** One rule as ufw records it in user.rules: `### tuple ### allow tcp 22 0.0.0.0/0 any 0.0.0.0/0 in`. */
-export interface UfwTuple {
+interface UfwTuple {
   /** allow, limit, deny, reject, optionally with _log or _log-all. */
   action: string;
   proto: string;
@@ -130,7 +95,7 @@ const tupleField = {
 };
 
 /** The rules in user.rules or user6.rules; lines that are not plain tuples are skipped. */
-export function parseTuples(content: string | null): UfwTuple[] {
+function parseTuples(content: string | null): UfwTuple[] {
   const tuples: UfwTuple[] = [];
   for (const line of (content ?? '').split('\n')) {
     const m = /^### tuple ### (.*)$/.exec(line);
@@ -148,16 +113,16 @@ export function parseTuples(content: string | null): UfwTuple[] {
 }
 
 /** KEY="value" or KEY=value lines of a shell-style config (/etc/default/ufw, /etc/ufw/ufw.conf). */
-export function parseShellVars(content: string | null): Record<string, string> {
+function parseShellVars(content: string | null): Record<string, string> {
   const vars: Record<string, string> = {};
   for (const m of (content ?? '').matchAll(/^([A-Z_0-9]+)=("?)([^"\n]*)\2\s*$/gm)) vars[m[1] as string] = m[3] as string;
   return vars;
 }
 
 /** The SSH ports the firewall must keep open: sshd's own, the one this connection uses, and the parameter. */
-export function sshPorts(sshdT: CommandState, host: HostInfo, p: UfwParams): number[] {
-  const ports = new Set(parseSshdPorts(sshdT));
-  if (host.sshPort !== null) ports.add(host.sshPort);
+function sshPorts(facts: FactValues, connectionPort: number | null, p: UfwParams): number[] {
+  const ports = new Set(parseSshdPorts(facts.get(sshdConfigFact())));
+  if (connectionPort !== null) ports.add(connectionPort);
   if (p.sshPort !== null) ports.add(p.sshPort);
   if (ports.size === 0) ports.add(22);
   return [...ports].sort((a, b) => a - b);
@@ -166,114 +131,101 @@ export function sshPorts(sshdT: CommandState, host: HostInfo, p: UfwParams): num
 const isV6 = (address: string): boolean => address.includes(':');
 const anySrc = (v6: boolean): string => (v6 ? '::/0' : '0.0.0.0/0');
 const allowsTraffic = (t: UfwTuple): boolean => /^(?:allow|limit)(?:_|$)/.test(t.action);
-
-/** Does this tuple already let `rule` in from `src` (any interface, any source port)? A limit rule counts. */
-function satisfies(t: UfwTuple, rule: PortRule, src: string, v6: boolean): boolean {
-  return allowsTraffic(t) && !t.app && t.direction === 'in' && t.sport === 'any' && t.dst === anySrc(v6) &&
-    t.dport === String(rule.port) && (t.proto === rule.protocol || t.proto === 'any') && t.src === src;
-}
+/** Does this tuple let `rule` in, from any source port and on any interface? */
+const opens = (t: UfwTuple, rule: PortRule): boolean => allowsTraffic(t) && !t.app && t.sport === 'any' &&
+  t.dport === String(rule.port) && (t.proto === rule.protocol || t.proto === 'any');
 
 /** The ufw command that deletes exactly this tuple. */
-export function deleteCmd(t: UfwTuple): Cmd {
+function deleteCmd(t: UfwTuple): Cmd {
   const [verb = 'allow', log] = t.action.split('_');
   const iface = t.direction.includes('_') ? ['in', 'on', t.direction.slice(t.direction.indexOf('_') + 1)] : [];
   return { argv: ['ufw', 'delete', verb, ...(log ? [log] : []), ...iface, 'proto', t.proto, 'from', t.src, 'to', t.dst, 'port', t.dport] };
 }
 
-// ---------- step ----------
+const closedNote = (p: UfwParams): string =>
+  (p.internal.length && !p.internalFrom.length ? `; internal ports ${p.internal.map(show).join(', ')} stay closed: internalFrom is empty` : '');
 
 /**
  * The host firewall with ufw: SSH first, then the public and internal ports, default deny incoming
  * and allow outgoing, then `ufw enable`. State is read from ufw's own files (user.rules tuples are
- * exact and readable while ufw is inactive) and `ufw status verbose`; only what is missing is planned.
+ * exact and readable while ufw is inactive) and `ufw status verbose`; only what is missing is run.
  * verify() proves a fresh SSH connection gets through; if not, the firewall is turned off again.
  */
-export const ufw: Step<UfwParams> = {
+export const ufw = defineStep({
   id,
   title: 'Firewall (ufw)',
   after: ['deploy-user', 'ssh-harden'],
+  params: schema,
 
-  parseParams(raw) {
-    const p: Raw = object(raw, id, ['allow', 'internal', 'internalFrom', 'sshPort']);
-    const allow = uniqueRules(list(p, id, 'allow', portRule('allow')));
-    const internal = uniqueRules(list(p, id, 'internal', portRule('internal')));
-    const internalFrom = [...new Set(list(p, id, 'internalFrom', (value, i) => {
-      if (typeof value !== 'string' || !cidrPattern.test(value)) {
-        throw new ConfigError(`${id}: internalFrom[${i}] must be an IPv4 or IPv6 address or CIDR, got ${JSON.stringify(value)?.slice(0, 80)}`);
-      }
-      return normalizeCidr(value, `internalFrom[${i}]`);
-    }))];
-    const both = internal.filter((r) => allow.some((a) => a.port === r.port && a.protocol === r.protocol));
+  check(p): UfwParams {
+    const unique = (rules: PortRule[]): PortRule[] => [...new Map(rules.map((r) => [show(r), r])).values()];
+    const allow = unique(p.allow);
+    const internal = unique(p.internal);
+    const both = internal.filter((r) => allow.some((a) => show(a) === show(r)));
     if (both.length) throw new ConfigError(`${id}: ${both.map(show).join(', ')} cannot be both public (allow) and internal`);
-    return { allow, internal, internalFrom, sshPort: p['sshPort'] === undefined ? null : integer(p, id, 'sshPort', 1, 65535) };
+    const internalFrom = [...new Set(p.internalFrom.map((source, i) => normalizeCidr(source, `internalFrom[${i}]`)))];
+    return { allow, internal, internalFrom, sshPort: p.sshPort };
   },
 
   packages: () => ['ufw'],
 
-  facts: () => [statusFact(), fileFact(userRulesPath), fileFact(user6RulesPath), fileFact(defaultsPath), fileFact(confPath), sshdConfigFact()],
+  facts: () => [statusFact, userRules, user6Rules, defaultsFile, confFile, sshdConfigFact()],
 
-  plan(facts, p, host) {
-    const status = facts.get(statusFact());
-    const v4 = parseTuples(facts.get(fileFact(userRulesPath)).content);
-    const v6 = parseTuples(facts.get(fileFact(user6RulesPath)).content);
-    const defaults = parseShellVars(facts.get(fileFact(defaultsPath)).content);
-    const conf = parseShellVars(facts.get(fileFact(confPath)).content);
+  resources(facts, p, host) {
+    const v4 = parseTuples(facts.get(userRules).content);
+    const v6 = parseTuples(facts.get(user6Rules).content);
+    const defaults = parseShellVars(facts.get(defaultsFile).content);
     const ipv6 = (defaults['IPV6'] ?? 'yes') === 'yes';
-    const ssh = sshPorts(facts.get(sshdConfigFact()), host, p);
-    const actions: Action[] = [];
+    const ssh = sshPorts(facts, host.sshPort, p);
+    const isSsh = (r: PortRule): boolean => r.protocol === 'tcp' && ssh.includes(r.port);
 
-    const present = (rule: PortRule, src: string | null): boolean => {
-      if (src !== null) return (isV6(src) ? v6 : v4).some((t) => satisfies(t, rule, src, isV6(src)));
-      return v4.some((t) => satisfies(t, rule, anySrc(false), false)) && (!ipv6 || v6.some((t) => satisfies(t, rule, anySrc(true), true)));
-    };
-    const allowAny = (rule: PortRule, why: string): void => {
-      if (!present(rule, null)) actions.push({ kind: 'run', cmd: { argv: ['ufw', 'allow', 'proto', rule.protocol, 'from', 'any', 'to', 'any', 'port', String(rule.port)] }, why });
+    const present = (rule: PortRule, src: string): boolean =>
+      (isV6(src) ? v6 : v4).some((t) => opens(t, rule) && t.direction === 'in' && t.dst === anySrc(isV6(src)) && t.src === src);
+    const changes: Array<{ id: string; why: string | null; cmd: Cmd }> = [];
+    const allow = (rule: PortRule, src: string | null, why: string): void => {
+      const there = src !== null ? present(rule, src) : present(rule, anySrc(false)) && (!ipv6 || present(rule, anySrc(true)));
+      const cmd: Cmd = { argv: ['ufw', 'allow', 'proto', rule.protocol, 'from', src ?? 'any', 'to', 'any', 'port', String(rule.port)] };
+      changes.push({ id: `ufw allow ${show(rule)} from ${src ?? 'any'}`, why: there ? null : why, cmd });
     };
 
-    for (const port of ssh) allowAny({ port, protocol: 'tcp' }, `SSH (${port}/tcp) must be allowed before the firewall goes up, or the operator is locked out`);
-    for (const rule of p.allow) allowAny(rule, `${show(rule)} is to be open to everyone`);
-    for (const rule of p.internal) {
-      for (const src of p.internalFrom) {
-        if (!present(rule, src)) {
-          actions.push({ kind: 'run', cmd: { argv: ['ufw', 'allow', 'proto', rule.protocol, 'from', src, 'to', 'any', 'port', String(rule.port)] }, why: `${show(rule)} is to be open from ${src} only` });
-        }
-      }
-    }
+    for (const port of ssh) allow({ port, protocol: 'tcp' }, null, `SSH (${port}/tcp) must be allowed before the firewall goes up, or the operator is locked out`);
+    for (const rule of p.allow.filter((r) => !isSsh(r))) allow(rule, null, `${show(rule)} is to be open to everyone`);
+    for (const rule of p.internal) for (const src of p.internalFrom) allow(rule, src, `${show(rule)} is to be open from ${src} only`);
     // An internal port must not be reachable from anywhere else: rules that open it wider go (never an SSH port's).
-    const wanted = new Set(p.internalFrom);
-    for (const rule of p.internal.filter((r) => !(r.protocol === 'tcp' && ssh.includes(r.port)))) {
-      for (const t of [...v4, ...v6]) {
-        if (!allowsTraffic(t) || t.app || !t.direction.startsWith('in') || t.sport !== 'any' || t.dport !== String(rule.port)) continue;
-        if (t.proto !== rule.protocol && t.proto !== 'any') continue;
-        if (wanted.has(t.src)) continue;
+    for (const rule of p.internal.filter((r) => !isSsh(r))) {
+      for (const t of [...v4, ...v6].filter((t) => opens(t, rule) && t.direction.startsWith('in') && !p.internalFrom.includes(t.src))) {
         const from = t.src === anySrc(isV6(t.src)) ? 'everyone' : t.src;
-        actions.push({ kind: 'run', cmd: deleteCmd(t), why: `internal port ${show(rule)} is open to ${from}, not only to ${p.internalFrom.join(', ') || 'nobody (internalFrom is empty)'}` });
+        const cmd = deleteCmd(t);
+        changes.push({ id: cmd.argv.join(' '), why: `internal port ${show(rule)} is open to ${from}, not only to ${p.internalFrom.join(', ') || 'nobody (internalFrom is empty)'}`, cmd });
       }
     }
 
-    if (defaults['DEFAULT_INPUT_POLICY'] !== 'DROP') {
-      actions.push({ kind: 'run', cmd: { argv: ['ufw', 'default', 'deny', 'incoming'] }, why: `incoming traffic is ${defaults['DEFAULT_INPUT_POLICY']?.toLowerCase() ?? 'not yet denied'} by default, not denied` });
-    }
-    if (defaults['DEFAULT_OUTPUT_POLICY'] !== 'ACCEPT') {
-      actions.push({ kind: 'run', cmd: { argv: ['ufw', 'default', 'allow', 'outgoing'] }, why: `outgoing traffic is ${defaults['DEFAULT_OUTPUT_POLICY']?.toLowerCase() ?? 'not yet allowed'} by default, not allowed` });
-    }
-    const active = /^Status: active$/m.test(status.stdout);
-    if (!active || conf['ENABLED'] !== 'yes') {
-      actions.push({ kind: 'run', cmd: enableCmd, why: !active ? 'the firewall is not active' : 'the firewall is active but not enabled at boot' });
-    }
+    const policy = (direction: string, verb: 'deny' | 'allow', key: string, want: string): void => {
+      const now = defaults[key]?.toLowerCase() ?? `not yet ${verb === 'deny' ? 'denied' : 'allowed'}`;
+      changes.push({ id: `ufw default ${verb} ${direction}`, cmd: { argv: ['ufw', 'default', verb, direction] },
+        why: defaults[key] === want ? null : `${direction} traffic is ${now} by default, not ${verb === 'deny' ? 'denied' : 'allowed'}` });
+    };
+    policy('incoming', 'deny', 'DEFAULT_INPUT_POLICY', 'DROP');
+    policy('outgoing', 'allow', 'DEFAULT_OUTPUT_POLICY', 'ACCEPT');
+    const active = /^Status: active$/m.test(facts.get(statusFact).stdout);
+    const enabled = parseShellVars(facts.get(confFile).content)['ENABLED'] === 'yes';
+    changes.push({ id: 'ufw enable', cmd: enableCmd, why: !active ? 'the firewall is not active' : enabled ? null : 'the firewall is active but not enabled at boot' });
 
-    const closed = p.internal.length && !p.internalFrom.length ? `; internal ports ${p.internal.map(show).join(', ')} stay closed: internalFrom is empty` : '';
-    const last = actions[actions.length - 1];
-    if (last && closed) actions[actions.length - 1] = { ...last, why: `${last.why}${closed}` };
-    const open = [...ssh.map((port) => `${port}/tcp (SSH)`), ...p.allow.map(show), ...p.internal.flatMap((r) => p.internalFrom.map((s) => `${show(r)} from ${s}`))];
-    return plan(actions, `ufw is active, denies incoming and allows outgoing by default, and allows ${open.join(', ')}${closed}`);
+    const last = changes.filter((c) => c.why !== null).at(-1);
+    if (last) last.why += closedNote(p);
+    // One delete per tuple, even when it opens two internal rules (a proto any rule for 5432/tcp and 5432/udp).
+    return [...new Map(changes.map((c) => [c.id, command(c.id, c.why, c.cmd)])).values()];
   },
 
-  async verify(ctx, _p) {
+  converged(p, facts, host) {
+    const open = [...sshPorts(facts, host.sshPort, p).map((port) => `${port}/tcp (SSH)`), ...p.allow.map(show), ...p.internal.flatMap((r) => p.internalFrom.map((s) => `${show(r)} from ${s}`))];
+    return `ufw is active, denies incoming and allows outgoing by default, and allows ${open.join(', ')}${closedNote(p)}`;
+  },
+
+  async verify(ctx) {
     const status = await ctx.run({ argv: ['ufw', 'status', 'verbose'] });
     if (!status.ok || !/^Status: active$/m.test(status.stdout)) throw new CommandError(status, 'ufw status (the firewall is not active)');
-    if (ctx.local) return;
-    await provesFreshLogin(ctx);
+    await proveLogin(ctx);
   },
 
   /**
@@ -282,16 +234,6 @@ export const ufw: Step<UfwParams> = {
    */
   rollback(applied) {
     const risky = applied.some((a) => a.kind === 'run' && (a.cmd.argv.join(' ') === enableCmd.argv.join(' ') || a.cmd.argv[1] === 'default'));
-    return risky ? [{ kind: 'run', cmd: disableCmd, why: 'a fresh SSH connection failed with the firewall up: it is turned off so the operator keeps access' }] : [];
+    return risky ? [{ kind: 'run', cmd: { argv: ['ufw', 'disable'] }, why: 'a fresh SSH connection failed with the firewall up: it is turned off so the operator keeps access' }] : [];
   },
-};
-
-async function provesFreshLogin(ctx: HostContext): Promise<void> {
-  const transport = await ctx.connectFresh();
-  try {
-    const result = await transport.run({ argv: ['true'] });
-    if (!result.ok) throw new CommandError(result, 'a fresh SSH login through the firewall');
-  } finally {
-    await transport.close();
-  }
-}
+});

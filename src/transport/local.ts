@@ -2,10 +2,13 @@ import { execa } from 'execa';
 import { renderArgv } from '../core/quote.js';
 import type { Cmd, RunOptions, RunResult, Transport } from '../core/types.js';
 import { Secret } from '../core/secret.js';
+import { UsageError } from '../core/errors.js';
 
 /** Runs commands on this machine as argv, without a shell. */
 export class LocalTransport implements Transport {
   readonly target = 'local';
+  readonly sshPort = null;
+  readonly forwardLocal = null;
   #roundTrips = 0;
 
   get roundTrips(): number {
@@ -36,6 +39,11 @@ export class LocalTransport implements Transport {
       durationMs: Math.round(performance.now() - started),
       ok: exitCode === 0,
     };
+  }
+
+  /** Logging in as another user is what a --local run cannot test: there is no login here. */
+  async connectAs(): Promise<Transport> {
+    throw new UsageError('a login as another user cannot be tested in a --local run');
   }
 
   async close(): Promise<void> {}

@@ -4,14 +4,14 @@ import { NodeSSH, type Config } from 'node-ssh';
 import type { Duplex } from 'node:stream';
 import { renderArgv } from '../core/quote.js';
 import { Secret } from '../core/secret.js';
-import type { Cmd, RunOptions, RunResult, Transport } from '../core/types.js';
+import type { Cmd, PortForward, RunOptions, RunResult, Transport } from '../core/types.js';
 import {
   AuthError, ConfigError, HostKeyChangedError, HostKeyUnknownError, UnreachableError, type ZanuriError,
 } from '../core/errors.js';
 import {
   fingerprint, hostKeyAlgorithmsFor, judgeHostKey, keyType, knownHostsName, readKnownHosts, recordHostKey,
 } from './known-hosts.js';
-import { parseHostSpec } from '../core/host-spec.js';
+import { parseHostSpec, type HostSpec } from '../core/host-spec.js';
 import { resolveEndpoint, type SshConfigOptions, type SshEndpoint } from './ssh-config.js';
 
 export interface SshConnectOptions extends SshConfigOptions {
@@ -64,15 +64,22 @@ function classify(error: unknown, endpoint: SshEndpoint, via: string): ZanuriErr
 export class SshTransport implements Transport {
   readonly target: string;
   readonly endpoint: SshEndpoint;
+  readonly sshPort: number;
   readonly #hops: Hop[];
   readonly #forwards: Server[] = [];
+  /** How this connection was asked for, so connectAs resolves ssh config exactly as `ssh user@alias` would. */
+  readonly #spec: HostSpec;
+  readonly #options: SshConnectOptions;
   #roundTrips = 0;
 
-  private constructor(hops: Hop[]) {
+  private constructor(hops: Hop[], spec: HostSpec, options: SshConnectOptions) {
     const last = hops.at(-1);
     if (!last) throw new Error('an SSH transport needs at least one hop');
     this.#hops = hops;
+    this.#spec = spec;
+    this.#options = options;
     this.endpoint = last.endpoint;
+    this.sshPort = last.endpoint.port;
     this.target = describe(last.endpoint);
   }
 
@@ -84,6 +91,15 @@ export class SshTransport implements Transport {
   static async connect(spec: string, options: SshConnectOptions = {}): Promise<SshTransport> {
     const parsed = parseHostSpec(spec);
     if (!parsed) throw new ConfigError(`"${spec}" is not a host: expected [user@]host[:port]`);
+    return SshTransport.open(parsed, spec, options);
+  }
+
+  /** The same host (alias, port, ProxyJump) and options, logged in as `user`. */
+  async connectAs(user: string): Promise<SshTransport> {
+    return SshTransport.open({ ...this.#spec, user }, `${user}@${this.#spec.alias}`, this.#options);
+  }
+
+  private static async open(parsed: HostSpec, spec: string, options: SshConnectOptions): Promise<SshTransport> {
     const endpoint = await resolveEndpoint(parsed, options);
     const jumpSpecs = endpoint.proxyJump;
     const chain: SshEndpoint[] = [];
@@ -112,7 +128,7 @@ export class SshTransport implements Transport {
       for (const hop of hops.reverse()) hop.ssh.dispose();
       throw error;
     }
-    return new SshTransport(hops);
+    return new SshTransport(hops, parsed, options);
   }
 
   async run(cmd: Cmd, options?: RunOptions): Promise<RunResult> {
@@ -161,8 +177,9 @@ export class SshTransport implements Transport {
   /**
    * A local port on 127.0.0.1 whose connections are carried through this SSH connection to
    * host:port as seen from the remote machine (ssh -L): internal endpoints stay internal.
+   * An arrow property, not a method, so the capability keeps its `this` when passed around.
    */
-  async forwardLocal(host: string, port: number): Promise<{ port: number; close(): Promise<void> }> {
+  readonly forwardLocal = async (host: string, port: number): Promise<PortForward> => {
     const connection = this.#hops.at(-1)?.ssh.connection;
     if (!connection) throw new UnreachableError(`the connection to ${this.target} is closed`);
     const server = createServer((socket) => {
@@ -185,7 +202,7 @@ export class SshTransport implements Transport {
     const local = typeof address === 'object' && address ? address.port : 0;
     this.#forwards.push(server);
     return { port: local, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
-  }
+  };
 
   async close(): Promise<void> {
     for (const server of this.#forwards.splice(0)) server.close();

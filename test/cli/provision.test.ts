@@ -41,6 +41,32 @@ describe('zanuri provision refuses bad input before any connection (exit 2)', ()
     expect(unknown.stderr).toMatch(/unknown parameter "permitRootLogn"/);
   });
 
+  it('points at the file, line and column of a bad parameter written in a playbook', async () => {
+    const playbook = join(dir, 'bad-params.yaml');
+    writeFileSync(playbook, 'id: bad\nsteps:\n  - step: deploy-user\n  - step: ssh-harden\n    params:\n      allowUsers: [deploy, "bad user"]\n');
+    const run = await zanuri('--playbook', playbook, '--set', `deploy-user.authorizedKeys=${JSON.stringify([key])}`, ...unreachable);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain(`${playbook}:6:28: ssh-harden: allowUsers[1] must be a user name`);
+  });
+
+  it('refuses a template override directory whose file overrides no template, before any connection', async () => {
+    const overrides = join(dir, 'overrides');
+    execFileSync('mkdir', ['-p', join(overrides, 'ssh')]);
+    writeFileSync(join(overrides, 'ssh', 'hardning.conf'), 'PasswordAuthentication no\n');
+    const run = await zanuri(...base, '--templates', overrides, ...unreachable);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(/overrides no template: there is no template named ssh\/hardning.conf/);
+  });
+
+  it('refuses an override that names a variable the step does not give, with its file:line, before any connection', async () => {
+    const overrides = join(dir, 'overrides-typo');
+    execFileSync('mkdir', ['-p', join(overrides, 'ssh')]);
+    writeFileSync(join(overrides, 'ssh', 'hardening.conf'), 'PasswordAuthentication no\nMaxAuthTries {{maxAuthTrys}}\n');
+    const run = await zanuri(...base, '--templates', overrides, ...unreachable);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain(`${join(overrides, 'ssh', 'hardening.conf')}:2:1: template ssh/hardening.conf: unknown variable "maxAuthTrys"`);
+  });
+
   it('refuses an unknown step and an unknown playbook', async () => {
     const step = await zanuri(...base, '--only', 'nosuch', ...unreachable);
     expect(step.code).toBe(2);
@@ -61,7 +87,7 @@ describe('zanuri provision refuses bad input before any connection (exit 2)', ()
   it('refuses an operator key that is not a public key line', async () => {
     const run = await zanuri('--playbook', 'base', '--set', 'deploy-user.authorizedKeys=["ssh-ed25519 AAAA\\nrm -rf /"]', ...unreachable);
     expect(run.code).toBe(2);
-    expect(run.stderr).toMatch(/authorizedKeys\[0\] is not an SSH public key line/);
+    expect(run.stderr).toMatch(/authorizedKeys\[0\] must be an SSH public key line/);
   });
 
   it('will not change hosts without --yes when there is no terminal to ask on', async () => {

@@ -35,7 +35,8 @@ describe.skipIf(!can.ok && !process.env['CI'])('provision: PostgreSQL and unatte
     expect(Object.keys(settings)).toContain('shared_buffers');
     const args = ['--playbook', playbook, '--only', 'postgresql', '--set', `postgresql.settings=${JSON.stringify(settings)}`];
     const runs = await fourCells(target, args, ['postgresql']);
-    const [dry1, apply1] = runs;
+    const [dry1, apply1, dry2, apply2] = runs;
+    for (const run of [dry1, dry2, apply2]) expect(run.host.roundTrips, 'a dry run, or a run on a converged host, reads the facts in one round trip').toBe(1);
     const dryStep = dry1.host.steps.find((s) => s.id === 'postgresql');
     expect(dryStep?.actions.find((a) => a.kind === 'put')?.diff).toContain('+shared_buffers = 256MB');
     expect(dryStep?.why).toMatch(/not installed yet/);

@@ -41,7 +41,7 @@ describe.skipIf(!can.ok && !process.env['CI'])('provision a whole profile (aikov
 
   it('converges in four cells, and every service works afterwards', async () => {
     const args = ['--profile', 'aikovrr-minimum', '--skip', 'certbot', ...operatorKeyArgs(target), '--set', 'ufw.internalFrom=["10.213.0.0/24"]'];
-    const steps = ['packages', 'deploy-user', 'ssh-harden', 'ufw', 'fail2ban', 'nginx', 'postgresql', 'unattended-upgrades'];
+    const steps = ['packages', 'deploy-user', 'ssh-harden', 'ufw', 'fail2ban', 'nginx', 'postgresql', 'unattended-upgrades', 'timesync'];
     const [dry1, apply1, , apply2] = await fourCells(target, args, steps);
     expect(dry1.host.roundTrips).toBe(1);
     expect(apply2.host.roundTrips, 'a converged host costs one round trip').toBe(1);

@@ -1,84 +1,112 @@
-import { describe, expect, it } from 'vitest';
-import type { Action } from '../../../src/core/plan.js';
-import { fileFact, packagesFact, serviceFact } from '../../../src/facts/state.js';
-import { authLogFact, fail2ban, jailPath, jailStatusCmd, renderJail, systemdModule, unit } from '../../../src/steps/fail2ban.js';
-import { sshdConfigFact } from '../../../src/facts/state.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { Action, Plan } from '../../../src/core/plan.js';
+import { commandFact, fileFact, packagesFact, serviceFact, sshdConfigFact } from '../../../src/facts/state.js';
+import { fail2ban, jailPath, jailStatusCmd } from '../../../src/steps/fail2ban.js';
+import { planStep } from '../../../src/steps/plan.js';
+import type { PlanContext } from '../../../src/steps/types.js';
+import { loadTemplates } from '../../../src/templates/load.js';
 import { b64, factsOf } from './facts-of.js';
 
-const info = { loginUser: 'root', sshPort: 22, local: false };
-const params = fail2ban.parseParams({});
+let ctx: PlanContext;
+beforeAll(async () => {
+  ctx = { loginUser: 'root', sshPort: 22, local: false, templates: await loadTemplates() };
+});
+const defaults = fail2ban.parseParams({});
 
-function facts(o: { jail?: string | null; authLog?: boolean; module?: boolean; service?: string; ports?: number[] }) {
-  return factsOf([
-    [fileFact(jailPath), o.jail === null || o.jail === undefined ? 'absent' : `present 644 root root\n${b64(o.jail)}`],
-    [authLogFact(), `\n@@rc=${o.authLog ? 0 : 1}`],
+interface Host { jail?: string | null; owner?: string; authLog?: boolean; module?: boolean; service?: string; ports?: number[] }
+function planFor(host: Host, p = defaults): Plan {
+  return planStep(fail2ban, factsOf([
+    [fileFact(jailPath), host.jail == null ? 'absent' : `present 644 ${host.owner ?? 'root'} root\n${b64(host.jail)}`],
+    [commandFact(['test', '-f', '/var/log/auth.log']), `\n@@rc=${host.authLog ? 0 : 1}`],
     // dpkg-query output as packagesFact reads it.
-    [packagesFact([systemdModule]), o.module ? `${systemdModule}\tii \t235-1+b2\n` : ''],
-    [serviceFact(unit), o.service ?? 'enabled\nactive'],
-    [sshdConfigFact(), `${(o.ports ?? [22]).map((p) => `port ${p}`).join('\n')}\nusepam yes\n@@rc=0`],
-  ]);
+    [packagesFact(['python3-systemd']), host.module ? 'python3-systemd\tii \t235-1+b2\n' : ''],
+    [serviceFact('fail2ban.service'), host.service ?? 'enabled\nactive'],
+    [sshdConfigFact(), `${(host.ports ?? [22]).map((n) => `port ${n}`).join('\n')}\nusepam yes\n@@rc=0`],
+  ]), p, ctx);
 }
 const kinds = (actions: readonly Action[]): string[] => actions.map((a) => (a.kind === 'service' ? `service ${a.op}` : a.kind));
-const journalJail = renderJail(params, 'systemd', [22]);
+const written = (plan: Plan): string => {
+  const put = plan.actions.find((a) => a.kind === 'put');
+  if (put?.kind !== 'put') throw new Error(`no put in ${kinds(plan.actions).join(', ')}`);
+  return String(put.content);
+};
+/** The jail.local the step writes on a journal host with these parameters. */
+const journalJail = (p = defaults): string => written(planFor({}, p));
 
 describe('fail2ban', () => {
-  it('on Debian 12 (no /var/log/auth.log, fail2ban failed at install) reads the journal: python3-systemd, jail.local, restart', () => {
-    const plan = fail2ban.plan(facts({ service: 'enabled\nfailed' }), params, info);
-    expect(kinds(plan.actions)).toEqual(['packages', 'put']);
-    expect(plan.actions[0]).toMatchObject({ kind: 'packages', install: ['python3-systemd'] });
+  it('on Debian 12 (no /var/log/auth.log, fail2ban failed at install) reads the journal: python3-systemd, jail.local, start, then one restart', () => {
+    const plan = planFor({ service: 'enabled\nfailed' });
+    expect(kinds(plan.actions)).toEqual(['packages', 'put', 'service start']);
+    expect(plan.actions[0]).toMatchObject({ kind: 'packages', install: ['python3-systemd'], why: 'the journal backend needs python3-systemd (there is no /var/log/auth.log)' });
     expect(plan.actions[1]).toMatchObject({
-      kind: 'put', path: '/etc/fail2ban/jail.local', mode: 0o644, validateInPlace: { argv: ['fail2ban-client', '-t'] }, notify: [{ unit: 'fail2ban.service', op: 'restart' }],
+      kind: 'put', path: '/etc/fail2ban/jail.local', mode: 0o644, owner: 'root', group: 'root',
+      validateInPlace: { argv: ['fail2ban-client', '-t'] }, notify: [{ unit: 'fail2ban.service', op: 'restart' }], source: 'template fail2ban/jail.local',
     });
     expect(plan.actions[1]?.why).toMatch(/reads \/var\/log\/auth\.log, which does not exist, so fail2ban cannot start/);
-    const content = String((plan.actions[1] as { content: string }).content);
-    expect(content).toMatch(/^\[sshd\]\nenabled = true$/m);
-    expect(content).toMatch(/^backend = systemd$/m);
-    expect(content).not.toMatch(/^logpath/m);
-    expect(content).toMatch(/^maxretry = 5$/m);
-    expect(content).toMatch(/^findtime = 10m$/m);
-    expect(content).toMatch(/^bantime = 1h$/m);
-    expect(content).toMatch(/^port = 22$/m);
+    expect(written(plan)).toBe([
+      '# Managed by zanuri (fail2ban); edits here are overwritten.',
+      '[sshd]',
+      'enabled = true',
+      'port = 22',
+      '# /var/log/auth.log does not exist: sshd\'s failures are read from the systemd journal (the stock jail would not start).',
+      'backend = systemd',
+      'maxretry = 5',
+      'findtime = 10m',
+      'bantime = 1h',
+      'ignoreip = 127.0.0.1/8 ::1',
+      '',
+    ].join('\n'));
   });
 
   it('keeps the auth.log backend where the file exists, without python3-systemd', () => {
-    const plan = fail2ban.plan(facts({ authLog: true }), params, info);
+    const plan = planFor({ authLog: true });
     expect(kinds(plan.actions)).toEqual(['put']);
-    const content = String((plan.actions[0] as { content: string }).content);
-    expect(content).toMatch(/^backend = auto\nlogpath = \/var\/log\/auth\.log$/m);
+    expect(plan.actions[0]?.why).toMatch(/uses the package defaults/);
+    expect(written(plan)).toMatch(/^enabled = true\nport = 22\nbackend = auto\nlogpath = \/var\/log\/auth\.log\nmaxretry = 5$/m);
   });
 
   it('leaves a converged host alone and says why', () => {
-    const plan = fail2ban.plan(facts({ jail: journalJail, module: true }), params, info);
-    expect(plan).toMatchObject({ actions: [], noop: expect.stringMatching(/fail2ban is running with the sshd jail \(journal, maxretry 5, findtime 10m, bantime 1h\)/) });
+    expect(planFor({ jail: journalJail(), module: true })).toEqual({
+      actions: [], noop: 'fail2ban is running with the sshd jail (journal, maxretry 5, findtime 10m, bantime 1h)',
+    });
   });
 
-  it('rewrites a drifted jail.local and restarts fail2ban once, through the handler', () => {
-    const plan = fail2ban.plan(facts({ jail: journalJail.replace('maxretry = 5', 'maxretry = 50'), module: true }), params, info);
+  it('rewrites a drifted jail.local, validated in place, and restarts fail2ban through the handler', () => {
+    const plan = planFor({ jail: journalJail().replace('maxretry = 5', 'maxretry = 50'), module: true });
     expect(kinds(plan.actions)).toEqual(['put']);
-    expect(plan.actions[0]?.why).toMatch(/differs from the wanted sshd jail/);
+    expect(plan.actions[0]).toMatchObject({ why: '/etc/fail2ban/jail.local differs from the wanted sshd jail', notify: [{ unit: 'fail2ban.service', op: 'restart' }] });
   });
 
-  it('guards the ports sshd really listens on', () => {
-    const plan = fail2ban.plan(facts({ jail: journalJail, module: true, ports: [22, 2222] }), params, info);
-    expect(String((plan.actions[0] as { content: string }).content)).toMatch(/^port = 22,2222$/m);
+  it('gives a jail.local with the right content but the wrong owner back to root', () => {
+    const plan = planFor({ jail: journalJail(), owner: 'deploy', module: true });
+    expect(plan.actions).toEqual([expect.objectContaining({ kind: 'chmod', path: jailPath, owner: 'root', group: 'root', mode: 0o644 })]);
   });
 
-  it('enables and restarts a stopped, disabled service whose config is right', () => {
-    const plan = fail2ban.plan(facts({ jail: journalJail, module: true, service: 'disabled\ninactive' }), params, info);
-    expect(kinds(plan.actions)).toEqual(['service enable', 'service restart']);
+  it('guards the ports sshd really listens on, and the ssh service name when sshd -T says none', () => {
+    expect(written(planFor({ ports: [22, 2222] }))).toMatch(/^port = 22,2222$/m);
+    expect(written(planFor({ ports: [] }))).toMatch(/^port = ssh$/m);
+  });
+
+  it('never bans localhost, and adds the operator\'s sources once each', () => {
+    const p = fail2ban.parseParams({ ignoreip: ['10.0.0.0/8', '2001:db8::/32', '10.0.0.0/8'] });
+    expect(written(planFor({}, p))).toMatch(/^ignoreip = 127\.0\.0\.1\/8 ::1 10\.0\.0\.0\/8 2001:db8::\/32$/m);
+  });
+
+  it('enables and starts a stopped, disabled service whose config is right', () => {
+    expect(kinds(planFor({ jail: journalJail(), module: true, service: 'disabled\ninactive' }).actions)).toEqual(['service enable-now']);
   });
 
   it('verifies with a bounded wait for the sshd jail', () => {
     expect(jailStatusCmd.argv.slice(0, 2)).toEqual(['sh', '-c']);
     expect(jailStatusCmd.argv[2]).toMatch(/fail2ban-client status sshd/);
+    expect(jailStatusCmd.argv[2]).toMatch(/-ge 40 \] && break/);
     expect(jailStatusCmd.argv).toHaveLength(4);
   });
 
-  it('parses good parameters', () => {
-    expect(params).toEqual({ maxretry: 5, bantime: '1h', findtime: '10m', ignoreip: [] });
+  it('fills in defaults and keeps good parameters', () => {
+    expect(defaults).toEqual({ maxretry: 5, bantime: '1h', findtime: '10m', ignoreip: [] });
     expect(fail2ban.parseParams({ maxretry: 3, bantime: '600', findtime: '1d', ignoreip: ['10.0.0.0/8', '2001:db8::/32'] }))
       .toEqual({ maxretry: 3, bantime: '600', findtime: '1d', ignoreip: ['10.0.0.0/8', '2001:db8::/32'] });
-    expect(renderJail({ ...params, ignoreip: ['10.0.0.0/8'] }, 'systemd', [])).toMatch(/^port = ssh$\n[\s\S]*^ignoreip = 127\.0\.0\.1\/8 ::1 10\.0\.0\.0\/8$/m);
   });
 
   it('refuses hostile and bad values before any connection', () => {
@@ -86,9 +114,9 @@ describe('fail2ban', () => {
       expect(() => fail2ban.parseParams({ bantime: bad }), bad).toThrow(/bantime must be a duration/);
       expect(() => fail2ban.parseParams({ findtime: bad }), bad).toThrow(/findtime must be a duration/);
     }
-    expect(() => fail2ban.parseParams({ maxretry: 0 })).toThrow(/maxretry/);
+    expect(() => fail2ban.parseParams({ maxretry: 0 })).toThrow(/maxretry must be a whole number from 1 to 100/);
     expect(() => fail2ban.parseParams({ maxretry: '5; reboot' })).toThrow(/maxretry/);
-    expect(() => fail2ban.parseParams({ ignoreip: ['10.0.0.1 0.0.0.0/0'] })).toThrow(/ignoreip\[0\]/);
+    expect(() => fail2ban.parseParams({ ignoreip: ['10.0.0.1 0.0.0.0/0'] })).toThrow(/ignoreip\[0\] must be an IPv4 or IPv6 address or CIDR/);
     expect(() => fail2ban.parseParams({ ignoreip: ['10.0.0.0/8\n[DEFAULT]'] })).toThrow(/ignoreip\[0\]/);
     expect(() => fail2ban.parseParams({ enabled: false })).toThrow(/unknown parameter "enabled"/);
   });

@@ -4,11 +4,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Action } from '../../../src/core/plan.js';
-import { packagesFact } from '../../../src/facts/state.js';
-import { dropInPath, hbaPath, parseConf, passwordPath, postgresFact, postgresql, renderDropIn, renderHba } from '../../../src/steps/postgresql.js';
-import { b64, factsOf } from './facts-of.js';
+import type { Cmd, RunResult } from '../../../src/core/types.js';
+import { serviceFact, type FactRequest } from '../../../src/facts/state.js';
+import { blankFacts } from '../../../src/engine/gather.js';
+import { resourceFacts, stepFacts } from '../../../src/steps/plan.js';
+import type { HostContext } from '../../../src/steps/types.js';
+import { dropInFact, dropInPath, hbaFact, hbaPath, passwordPath, postgresFact, postgresql } from '../../../src/steps/postgresql.js';
+import { ctx, factsOf, planOf, present } from './facts-of.js';
 
-const info = { loginUser: 'root', sshPort: 22, local: false };
 /** profiles/aikovrr-minimum.yaml postgresql.settings, as profileParams() hands them over (YAML numbers stay numbers). */
 const minimum = {
   max_connections: 100, shared_buffers: '256MB', effective_cache_size: '1GB', maintenance_work_mem: '64MB', checkpoint_completion_target: 0.9,
@@ -17,41 +20,74 @@ const minimum = {
 const params = postgresql.parseParams({ settings: minimum });
 const fact = postgresFact(params);
 const hostile = ['a;reboot', '$(id)', '`id`', "x'y", 'a\nb', 'a b', '../x', ''];
+const pw = passwordPath('app');
+const unit = 'postgresql@15-main.service';
 
-/** The fact section as the script prints it, for a cluster in the given state. */
-function output(o: { cluster?: string; dropIn?: string | null; hba?: string | null; rows?: string[]; pw?: string | null; login?: string; installed?: string; candidate?: string; enabled?: string }): string {
-  const file = (content: string | null | undefined, mode: string): string => (content == null ? 'file absent' : `file ${mode} postgres postgres ${b64(content)}`);
-  const lines = [`cluster ${o.cluster ?? ''}`, `installed ${o.installed ?? ''}`, `candidate ${o.candidate ?? '15'}`];
-  if (o.cluster) {
-    lines.push(file(o.dropIn, '644'), file(o.hba, '640'), 'includes-conf.d', `enabled ${o.enabled ?? 'enabled'}`);
-    if (o.rows) lines.push(...o.rows, 'queried');
-  }
-  if (o.pw !== null && o.pw !== undefined) lines.push(`pwfile ${o.pw}`);
-  if (o.login) lines.push(`login ${o.login}`);
-  return lines.join('\n');
+const dropIn = `# Managed by zanuri (postgresql); edits here are overwritten.
+# Debian's postgresql.conf includes conf.d last, so these values win over it (postgresql.auto.conf still wins over them).
+listen_addresses = 'localhost'
+max_connections = 100
+shared_buffers = 256MB
+effective_cache_size = 1GB
+maintenance_work_mem = 64MB
+checkpoint_completion_target = 0.9
+wal_buffers = 16MB
+default_statistics_target = 100
+random_page_cost = 1.1
+effective_io_concurrency = 200
+work_mem = 2621kB
+min_wal_size = 1GB
+max_wal_size = 4GB
+`;
+const hbaRules = [
+  'local all postgres peer', 'local all all peer', 'host all all 127.0.0.1/32 scram-sha-256', 'host all all ::1/128 scram-sha-256',
+  'local replication all peer', 'host replication all 127.0.0.1/32 scram-sha-256', 'host replication all ::1/128 scram-sha-256',
+];
+
+interface Host {
+  /** What the step's own fact prints, line by line. */
+  state: string[];
+  dropIn?: string | null;
+  hba?: string | null;
+  service?: string;
 }
-const converged = { cluster: '15 5432 online', installed: '15', dropIn: renderDropIn(params), hba: renderHba(params), rows: ['role true', 'db app', 'postmaster shared_buffers', 'postmaster max_connections', 'postmaster listen_addresses', 'postmaster wal_buffers'], pw: '600 root root 32', login: 'ok' };
-const planFor = (o: Parameters<typeof output>[0], p = params, installed: string | null = '15.9-0+deb12u1') =>
-  postgresql.plan(factsOf([[fact, output(o)], [packagesFact(['postgresql']), installed ? `postgresql\tii \t${installed}` : '']]), p, info);
-const argvOf = (a: Action): string[] => (a.kind === 'run' ? [...a.cmd.argv] : []);
+const rows = ['role true', 'db app', 'postmaster shared_buffers', 'postmaster max_connections', 'postmaster listen_addresses', 'postmaster wal_buffers', 'queried'];
+const online = ['cluster 15 5432 online', 'installed 15', 'candidate 15'];
+function entries(host: Host, p = params): Array<[FactRequest<unknown>, string]> {
+  const file = (text: string | null | undefined, mode: string): string => (text == null ? 'absent' : present(text, mode, 'postgres'));
+  return [
+    [postgresFact(p), host.state.join('\n')], [serviceFact('postgresql.service'), host.service ?? 'enabled\nactive'],
+    [dropInFact, file(host.dropIn, '644')], [hbaFact, file(host.hba, '640')],
+  ];
+}
+/** The pg_hba.conf the step writes for these parameters. */
+function hbaOf(p = params): string {
+  const put = planOf(postgresql, entries({ state: online }, p), p).actions.find((a) => a.kind === 'put' && a.path === hbaPath('15'));
+  return put?.kind === 'put' ? String(put.content) : '';
+}
+const converged: Host = { state: [...online, ...rows, 'pwfile 600 root root 32', 'login ok'], dropIn, hba: hbaOf() };
+const planFor = (host: Host, p = params) => planOf(postgresql, entries(host, p), p);
+const fresh = planFor({ state: ['cluster ', 'installed ', 'candidate 15'] });
+const argvOf = (a: Action | undefined): string[] => (a?.kind === 'run' ? [...a.cmd.argv] : []);
+const scriptNamed = (name: string): Action | undefined => fresh.actions.find((a) => argvOf(a)[3] === name);
 
 describe('postgresql parameters', () => {
   it('takes the AIKovrr settings as the profile gives them, with local-only defaults', () => {
     expect(params).toMatchObject({ listenAddresses: 'localhost', database: 'app', role: 'app', allowFrom: [] });
     expect(params.settings).toContainEqual(['shared_buffers', '256MB']);
     expect(params.settings).toContainEqual(['checkpoint_completion_target', '0.9']);
-    expect(params.settings).toContainEqual(['max_connections', '100']);
+    expect(postgresql.parseParams({ settings: { wal_level: 'replica', jit: false } }).settings).toEqual([['wal_level', "'replica'"], ['jit', "'off'"]]);
   });
 
   it('refuses hostile setting names and values before any connection', () => {
     for (const bad of hostile) {
       expect(() => postgresql.parseParams({ settings: { [bad]: 1 } }), JSON.stringify(bad)).toThrow(/not a postgresql.conf parameter name/);
-      expect(() => postgresql.parseParams({ settings: { work_mem: bad } }), JSON.stringify(bad)).toThrow(/work_mem must be/);
+      expect(() => postgresql.parseParams({ settings: { work_mem: bad } }), JSON.stringify(bad)).toThrow(/settings\.work_mem must be a number, a size like 256MB or a word/);
     }
     expect(() => postgresql.parseParams({ settings: { work_mem: "4MB'\ninclude '/tmp/x" } })).toThrow(/work_mem/);
     expect(() => postgresql.parseParams({ settings: { work_mem: Number.POSITIVE_INFINITY } })).toThrow(/work_mem/);
     expect(() => postgresql.parseParams({ settings: { work_mem: { a: 1 } } })).toThrow(/work_mem/);
-    expect(() => postgresql.parseParams({ settings: ['shared_buffers=1GB'] })).toThrow(/mapping/);
+    expect(() => postgresql.parseParams({ settings: ['shared_buffers=1GB'] })).toThrow(/settings\[0\] must be/);
   });
 
   it('keeps listen_addresses and Debian\'s file locations out of settings', () => {
@@ -73,8 +109,8 @@ describe('postgresql parameters', () => {
   it('needs localhost among the listen addresses, and a non-loopback one for allowFrom', () => {
     expect(postgresql.parseParams({ listenAddresses: 'localhost,10.0.0.5', allowFrom: ['10.0.0.0/24'] })).toMatchObject({ allowFrom: ['10.0.0.0/24'] });
     expect(() => postgresql.parseParams({ listenAddresses: '10.0.0.5' })).toThrow(/must include localhost/);
-    expect(() => postgresql.parseParams({ listenAddresses: "localhost'; reboot" })).toThrow(/listenAddresses/);
-    expect(() => postgresql.parseParams({ listenAddresses: 'localhost,example.com' })).toThrow(/not localhost, \* or an IP/);
+    expect(() => postgresql.parseParams({ listenAddresses: "localhost'; reboot" })).toThrow(/listenAddresses must be a comma-separated list/);
+    expect(() => postgresql.parseParams({ listenAddresses: 'localhost,example.com' })).toThrow(/listenAddresses must be/);
     expect(() => postgresql.parseParams({ allowFrom: ['10.0.0.0/24'] })).toThrow(/listen beyond loopback/);
     expect(() => postgresql.parseParams({ listenAddresses: '*', allowFrom: ['10.0.0.0/24; trust'] })).toThrow(/allowFrom\[0\]/);
     expect(() => postgresql.parseParams({ password: 'x' })).toThrow(/unknown parameter "password"/);
@@ -82,165 +118,211 @@ describe('postgresql parameters', () => {
 });
 
 describe('postgresql files', () => {
-  it('renders listen_addresses and the settings, numbers and sizes bare, words quoted', () => {
-    const text = renderDropIn(postgresql.parseParams({ settings: { shared_buffers: '256MB', random_page_cost: 1.1, wal_level: 'replica', jit: false } }));
-    expect(text).toMatch(/^listen_addresses = 'localhost'$/m);
-    expect(text).toMatch(/^shared_buffers = 256MB$/m);
-    expect(text).toMatch(/^random_page_cost = 1\.1$/m);
-    expect(text).toMatch(/^wal_level = 'replica'$/m);
-    expect(text).toMatch(/^jit = 'off'$/m);
-    expect(parseConf(text).get('listen_addresses')).toBe('localhost');
-    expect(parseConf(text).get('shared_buffers')).toBe('256MB');
+  it('renders listen_addresses and the settings from the template, numbers and sizes bare, words quoted', () => {
+    expect(fresh.actions[0]).toMatchObject({ kind: 'put', content: dropIn, source: 'template postgresql/50-zanuri.conf' });
+    const words = planFor({ state: online }, postgresql.parseParams({ settings: { wal_level: 'replica', jit: false } })).actions.find((a) => a.kind === 'put');
+    expect(words).toMatchObject({ content: expect.stringMatching(/^wal_level = 'replica'\njit = 'off'\n$/m) });
   });
 
   it('writes a local-only pg_hba.conf: peer on sockets, scram-sha-256 on loopback, allowFrom limited to the app database and role', () => {
-    const local = renderHba(params).split('\n').filter((l) => l && !l.startsWith('#')).map((l) => l.split(/\s+/).join(' '));
-    expect(local).toEqual([
-      'local all postgres peer', 'local all all peer', 'host all all 127.0.0.1/32 scram-sha-256', 'host all all ::1/128 scram-sha-256',
-      'local replication all peer', 'host replication all 127.0.0.1/32 scram-sha-256', 'host replication all ::1/128 scram-sha-256',
-    ]);
-    const open = renderHba(postgresql.parseParams({ listenAddresses: '*', allowFrom: ['10.213.0.0/24', '10.0.0.7'] }));
-    expect(open).toMatch(/^host +app +app +10\.213\.0\.0\/24 +scram-sha-256$/m);
-    expect(open).toMatch(/^host +app +app +10\.0\.0\.7\/32 +scram-sha-256$/m);
+    const rules = (text: string): string[] => text.split('\n').filter((l) => l && !l.startsWith('#')).map((l) => l.split(/\s+/).join(' '));
+    expect(rules(hbaOf())).toEqual(hbaRules);
+    const open = hbaOf(postgresql.parseParams({ listenAddresses: '*', allowFrom: ['10.213.0.0/24', '10.0.0.7', 'fd00::/8'] }));
+    expect(rules(open)).toEqual([...hbaRules, 'host app app 10.213.0.0/24 scram-sha-256', 'host app app 10.0.0.7/32 scram-sha-256', 'host app app fd00::/8 scram-sha-256']);
+    expect(open).toContain('host     app              app              10.0.0.7/32              scram-sha-256\n');
     expect(open).not.toMatch(/trust|md5|password\b/);
   });
 });
 
 describe('postgresql plan', () => {
-  it('plans everything from what is known on a fresh host, naming the version apt would install and saying so', () => {
-    const plan = planFor({ candidate: '15' }, params, null);
-    expect(plan.actions.map((a) => a.kind)).toEqual(['put', 'put', 'run', 'run', 'run', 'run']);
-    const [conf, hba] = plan.actions;
-    expect(conf).toMatchObject({ path: '/etc/postgresql/15/main/conf.d/50-zanuri.conf', owner: 'postgres', mode: 0o644, notify: [{ unit: 'postgresql@15-main.service', op: 'restart' }] });
-    expect(hba).toMatchObject({ path: '/etc/postgresql/15/main/pg_hba.conf', mode: 0o640, notify: [{ unit: 'postgresql@15-main.service', op: 'reload' }] });
-    for (const action of plan.actions.filter((a) => a.kind === 'put' || (a.kind === 'run' && a.display?.startsWith('psql')))) expect(action.why).toMatch(/not installed yet/);
-    expect(plan.actions.map((a) => (a.kind === 'run' ? a.display : ''))).toEqual([
+  it('plans everything on a fresh host for the version apt would install, and says so once', () => {
+    expect(fresh.actions.map((a) => a.kind)).toEqual(['put', 'put', 'run', 'run', 'run', 'run']);
+    const [conf, hba] = fresh.actions;
+    expect(conf).toMatchObject({ path: '/etc/postgresql/15/main/conf.d/50-zanuri.conf', owner: 'postgres', group: 'postgres', mode: 0o644, notify: [{ unit, op: 'restart' }] });
+    expect(hba).toMatchObject({ path: '/etc/postgresql/15/main/pg_hba.conf', owner: 'postgres', mode: 0o640, notify: [{ unit, op: 'reload' }] });
+    expect(fresh.actions.map((a) => a.why).filter((why) => why.includes('not installed yet'))).toEqual([
+      "the profile's postgresql.conf settings are not applied (13 parameters); a restart applies them (postgresql is not installed yet: planned for 15, the version apt would install; the paths are certain only after the install)",
+    ]);
+    expect(fresh.actions.map((a) => (a.kind === 'run' ? a.display : ''))).toEqual([
       '', '', 'psql: CREATE ROLE app LOGIN (if missing)', 'psql: CREATE DATABASE app OWNER app (if missing)',
-      `generate a random password for app on the host into ${passwordPath('app')} (0600 root)`, `psql: ALTER ROLE app PASSWORD (read from ${passwordPath('app')} on the host)`,
+      `generate a random password for app on the host into ${pw} (0600 root)`, `psql: ALTER ROLE app PASSWORD (read from ${pw} on the host)`,
     ]);
   });
 
   it('says the path is unknown when apt names no version either', () => {
-    const plan = planFor({ candidate: '' }, params, null);
+    const plan = planFor({ state: ['cluster ', 'installed ', 'candidate '] });
     expect(plan.actions[0]).toMatchObject({ path: '/etc/postgresql/<version>/main/conf.d/50-zanuri.conf' });
-    expect(plan.actions[0]?.why).toMatch(/known only after the install/);
+    expect(plan.actions[0]?.why).toMatch(/known only after the install\)$/);
+  });
+
+  it('needs no second round trip on a converged host: every fact it reads is known before any is read', () => {
+    const discovered = new Set([...stepFacts(postgresql, params, ctx), ...resourceFacts(postgresql.resources(blankFacts, params, ctx))].map((f) => f.key));
+    const needed = resourceFacts(postgresql.resources(factsOf(entries(converged)), params, ctx)).map((f) => f.key);
+    expect(needed.length).toBeGreaterThan(2);
+    for (const key of needed) expect(discovered, key).toContain(key);
   });
 
   it('never carries a password: the generator and the setter take only the role, the port and the file path', () => {
-    const plan = planFor({ candidate: '15' }, params, null);
-    const runs = plan.actions.filter((a) => a.kind === 'run');
-    const generate = runs.find((a) => argvOf(a)[3] === 'zanuri-password');
-    const set = runs.find((a) => argvOf(a)[3] === 'zanuri-set-password');
-    expect(argvOf(generate as Action).slice(3)).toEqual(['zanuri-password', passwordPath('app')]);
-    expect(argvOf(set as Action).slice(3)).toEqual(['zanuri-set-password', '5432', 'app', passwordPath('app')]);
-    for (const action of runs) expect(action.kind === 'run' && action.cmd.stdin === undefined ? '' : String(action.kind === 'run' ? action.cmd.stdin : '')).not.toMatch(/PASSWORD '/);
+    expect(argvOf(scriptNamed('zanuri-password')).slice(3)).toEqual(['zanuri-password', pw]);
+    expect(argvOf(scriptNamed('zanuri-set-password')).slice(3)).toEqual(['zanuri-set-password', '5432', 'app', pw]);
+    for (const action of fresh.actions) expect(action.kind === 'run' ? String(action.cmd.stdin ?? '') : '').not.toMatch(/PASSWORD '/);
     // Statement logging is off for the session that carries the password, and psql errors are terse.
-    expect(argvOf(set as Action)[2]).toMatch(/SET log_statement = 'none'/);
-    expect(argvOf(set as Action)[2]).toMatch(/VERBOSITY=terse/);
+    expect(argvOf(scriptNamed('zanuri-set-password'))[2]).toMatch(/SET log_statement = 'none'/);
+    expect(argvOf(scriptNamed('zanuri-set-password'))[2]).toMatch(/VERBOSITY=terse/);
+  });
+
+  it('passes the role and database to the SQL as psql variables, never spliced into it', () => {
+    const role = fresh.actions.find((a) => a.kind === 'run' && a.display?.startsWith('psql: CREATE ROLE'));
+    expect(argvOf(role).slice(3)).toEqual(['zanuri-psql', '5432', 'app', 'app']);
+    expect(role?.kind === 'run' ? role.cmd.stdin : '').toMatch(/format\('CREATE ROLE %I LOGIN', :'role'\)/);
+    expect(role?.kind === 'run' ? String(role.cmd.stdin) : '').not.toMatch(/\bapp\b/);
   });
 
   it('does what the installed host still lacks: settings, access list, role, database and password', () => {
-    const plan = planFor({ cluster: '15 5432 online', installed: '15', hba: '# debian default\n', rows: ['postmaster shared_buffers', 'postmaster listen_addresses'] });
+    const plan = planFor({ state: [...online, 'postmaster shared_buffers', 'postmaster listen_addresses', 'queried'], hba: '# debian default\n' });
     expect(plan.actions.map((a) => a.why)).toEqual([
-      expect.stringMatching(/settings are not applied \(13 parameters\); listen_addresses, shared_buffers need a restart$/),
-      expect.stringMatching(/pg_hba.conf is not the local-only access list$/),
+      "the profile's postgresql.conf settings are not applied (13 parameters); listen_addresses, shared_buffers need a restart",
+      '/etc/postgresql/15/main/pg_hba.conf is not the local-only access list',
       'role app does not exist',
       'database app does not exist',
       'app has no password file yet; it is generated on the host and never leaves it',
       'app gets the new password',
     ]);
     expect(plan.actions[0]).toMatchObject({ validateInPlace: { argv: expect.arrayContaining(['/usr/lib/postgresql/15/bin/postgres', '/etc/postgresql/15/main/postgresql.conf']) } });
-    expect(plan.actions[1]).toMatchObject({ before: '# debian default\n', validateInPlace: { argv: expect.arrayContaining(['zanuri-hba', '5432']) } });
+    expect(plan.actions[1]).toMatchObject({ before: { content: Buffer.from('# debian default\n') }, validateInPlace: { argv: expect.arrayContaining(['zanuri-hba', '5432']) } });
   });
 
   it('leaves a converged host alone and says why', () => {
-    expect(planFor(converged)).toEqual({ actions: [], noop: `PostgreSQL 15/main runs the profile's 12 settings, is reachable only locally, and app logs in to app with the password in ${passwordPath('app')}` });
+    expect(planFor(converged)).toEqual({ actions: [], noop: `PostgreSQL 15/main runs the profile's 12 settings, is reachable only locally, and app logs in to app with the password in ${pw}` });
   });
 
   it('reloads for a drifted setting that needs no restart, and restarts for one that does', () => {
-    const reload = planFor({ ...converged, dropIn: renderDropIn(params).replace('work_mem = 2621kB', 'work_mem = 64MB') });
-    expect(reload.actions).toEqual([expect.objectContaining({ kind: 'put', path: dropInPath('15'), notify: [{ unit: 'postgresql@15-main.service', op: 'reload' }] })]);
-    expect(reload.actions[0]?.why).toBe('work_mem differ from the profile; a reload applies them');
-    const restart = planFor({ ...converged, dropIn: renderDropIn(params).replace('shared_buffers = 256MB', 'shared_buffers = 128MB') });
-    expect(restart.actions[0]).toMatchObject({ notify: [{ unit: 'postgresql@15-main.service', op: 'restart' }] });
-    expect(restart.actions[0]?.why).toMatch(/shared_buffers need a restart/);
+    const reload = planFor({ ...converged, dropIn: dropIn.replace('work_mem = 2621kB', 'work_mem = 64MB') });
+    expect(reload.actions).toEqual([expect.objectContaining({ kind: 'put', path: dropInPath('15'), notify: [{ unit, op: 'reload' }], why: 'work_mem differ from the profile; a reload applies them' })]);
+    const restart = planFor({ ...converged, dropIn: dropIn.replace('shared_buffers = 256MB', 'shared_buffers = 128MB') });
+    expect(restart.actions).toEqual([expect.objectContaining({ notify: [{ unit, op: 'restart' }], why: 'shared_buffers differ from the profile; shared_buffers need a restart' })]);
+    const comments = planFor({ ...converged, dropIn: `${dropIn}# a note\n` });
+    expect(comments.actions.map((a) => a.why)).toEqual([`${dropInPath('15')} was edited (comments only)`]);
   });
 
   it('restarts once when a managed setting waits for a restart, e.g. after an interrupted run', () => {
-    const plan = planFor({ ...converged, rows: [...converged.rows, 'pending shared_buffers'] });
-    expect(plan.actions).toEqual([{ kind: 'service', unit: 'postgresql@15-main.service', op: 'restart', why: 'shared_buffers changed on disk but wait for a restart' }]);
-    expect(planFor({ ...converged, rows: [...converged.rows, 'pending ssl'] }).actions, 'not for settings zanuri does not manage').toEqual([]);
+    const plan = planFor({ ...converged, state: [...converged.state, 'pending shared_buffers'] });
+    expect(plan.actions).toEqual([expect.objectContaining({ kind: 'run', cmd: { argv: ['systemctl', 'restart', '--', unit] }, why: 'shared_buffers changed on disk but wait for a restart' })]);
+    expect(planFor({ ...converged, state: [...converged.state, 'pending ssl'] }).actions, 'not for settings zanuri does not manage').toEqual([]);
+    const drifted = planFor({ ...converged, state: [...converged.state, 'pending shared_buffers'], dropIn: dropIn.replace('work_mem = 2621kB', 'work_mem = 64MB') });
+    expect(drifted.actions, 'the drop-in\'s handler restarts instead').toEqual([expect.objectContaining({ kind: 'put', notify: [{ unit, op: 'restart' }] })]);
   });
 
   it('starts a stopped cluster first, and re-sets the password when the role cannot log in with the file', () => {
-    const stopped = planFor({ ...converged, cluster: '15 5432 down', rows: undefined, login: undefined });
-    expect(stopped.actions[0]).toMatchObject({ kind: 'service', unit: 'postgresql@15-main.service', op: 'start' });
-    const drifted = planFor({ ...converged, login: 'failed' });
-    expect(drifted.actions).toHaveLength(1);
-    expect(drifted.actions[0]).toMatchObject({ kind: 'run', why: `app cannot log in over 127.0.0.1 with the password in ${passwordPath('app')}` });
+    const stopped = planFor({ ...converged, state: ['cluster 15 5432 down', 'installed 15', 'pwfile 600 root root 32'] });
+    expect(stopped.actions[0]).toMatchObject({ kind: 'run', cmd: { argv: ['systemctl', 'start', '--', unit] }, why: 'the 15/main cluster is not running' });
+    expect(stopped.actions.at(-1)?.why).toBe(`whether app logs in with ${pw} cannot be checked yet`);
+    const drifted = planFor({ ...converged, state: converged.state.map((l) => l.replace('login ok', 'login failed')) });
+    expect(drifted.actions).toEqual([expect.objectContaining({ kind: 'run', why: `app cannot log in over 127.0.0.1 with the password in ${pw}` })]);
   });
 
   it('keeps an existing password file and repairs its owner and mode', () => {
-    const plan = planFor({ ...converged, pw: '644 root root 32' });
-    expect(plan.actions).toEqual([expect.objectContaining({ kind: 'run', display: `chown root:root ${passwordPath('app')} && chmod 600 ${passwordPath('app')}` })]);
+    const plan = planFor({ ...converged, state: converged.state.map((l) => l.replace('pwfile 600 root root', 'pwfile 644 app root')) });
+    expect(plan.actions).toEqual([expect.objectContaining({ kind: 'run', display: `chown root:root ${pw} && chmod 600 ${pw}`, why: `${pw} is 0644 app:root, not 0600 root:root` })]);
   });
 
-  it('fixes a database owned by someone else and a cluster that would not start at boot', () => {
-    const plan = planFor({ ...converged, enabled: 'disabled', rows: ['role true', 'db postgres'] });
+  it('fixes a database owned by someone else, a role that cannot log in and a cluster that would not start at boot', () => {
+    const plan = planFor({ ...converged, service: 'disabled\nactive', state: converged.state.map((l) => l.replace('db app', 'db postgres').replace('role true', 'role false')) });
+    expect(plan.actions[0]).toMatchObject({ kind: 'service', unit: 'postgresql.service', op: 'enable-now' });
     expect(plan.actions.map((a) => a.why)).toEqual([
-      'postgresql.service is disabled: the cluster would not start at boot',
+      'postgresql.service is disabled and active',
+      'role app cannot log in',
       'database app is owned by postgres, not app',
     ]);
   });
 
-  it('creates the main cluster when the package is there but the cluster was dropped', () => {
-    const plan = planFor({ installed: '15' });
+  it('creates the main cluster when the package is there but the cluster was dropped, and plans the rest after it', () => {
+    const plan = planFor({ state: ['cluster ', 'installed 15', 'candidate 15'] });
     expect(plan.actions[0]).toMatchObject({ kind: 'run', cmd: { argv: ['pg_createcluster', '--start', '15', 'main'] } });
+    expect(plan.actions.some((a) => a.why.includes('not installed yet'))).toBe(false);
+    const cluster = postgresql.resources(factsOf(entries({ state: ['cluster ', 'installed 15'] })), params, ctx)[0];
+    expect(cluster).toMatchObject({ id: 'command:postgresql-cluster', checkpoint: true });
   });
 
   it('opens allowFrom networks in pg_hba.conf', () => {
     const p = postgresql.parseParams({ settings: minimum, listenAddresses: 'localhost,10.213.0.10', allowFrom: ['10.213.0.0/24'] });
-    const plan = planFor({ ...converged, dropIn: renderDropIn(p) }, p);
-    expect(plan.actions).toEqual([expect.objectContaining({ path: hbaPath('15'), why: expect.stringMatching(/\(\+10\.213\.0\.0\/24\)/) })]);
+    const plan = planFor({ ...converged, dropIn: dropIn.replace("'localhost'", "'localhost,10.213.0.10'") }, p);
+    expect(plan.actions).toEqual([expect.objectContaining({ path: hbaPath('15'), why: `${hbaPath('15')} is not the local-only (+10.213.0.0/24) access list` })]);
   });
 });
 
 describe('postgresql fact', () => {
-  it('reads the cluster, files, server answers and password metadata', () => {
-    const state = fact.parse(output(converged));
-    expect(state).toMatchObject({
-      cluster: { version: '15', port: 5432, online: true }, installedVersion: '15', candidateVersion: '15', includesConfD: true, enabled: 'enabled',
-      queried: true, role: { canLogin: true }, databaseOwner: 'app', passwordFile: { mode: '600', owner: 'root', group: 'root', size: 32 }, login: 'ok',
+  it('reads the cluster, the server\'s answers and the password file\'s metadata', () => {
+    expect(fact.parse(converged.state.join('\n'))).toEqual({
+      cluster: { version: '15', port: 5432, online: true }, installedVersion: '15', candidateVersion: '15', queried: true, role: { canLogin: true },
+      databaseOwner: 'app', postmaster: ['shared_buffers', 'max_connections', 'listen_addresses', 'wal_buffers'], pendingRestart: [],
+      passwordFile: { mode: 0o600, owner: 'root', group: 'root', size: 32 }, login: 'ok',
     });
-    expect(state.dropIn.content).toBe(renderDropIn(params));
   });
 
   it('reads a host without PostgreSQL as unknown, not as an error', () => {
-    expect(fact.parse('cluster \ninstalled \ncandidate ')).toMatchObject({ cluster: null, installedVersion: null, candidateVersion: null, queried: false, passwordFile: null, login: 'unknown' });
-    expect(fact.parse('')).toMatchObject({ cluster: null, dropIn: { exists: false } });
+    const unknown = { cluster: null, installedVersion: null, candidateVersion: null, queried: false, passwordFile: null, login: 'unknown' };
+    expect(fact.parse('cluster \ninstalled \ncandidate ')).toMatchObject(unknown);
+    expect(fact.parse('')).toMatchObject(unknown);
   });
 
-  it('never reads the password file itself, only stat', () => {
-    expect(fact.script).toContain("stat -c '%a %U %G %s' \"$pw\"");
-    expect(fact.script).not.toMatch(/cat "\$pw"|base64 < "\$pw"/);
+  it('never reads the password file itself, only stat, and probes the login once', () => {
+    expect(fact.script).toContain(`stat -c '%a %U %G %s' ${pw}`);
+    expect(fact.script).not.toMatch(/cat \/etc\/zanuri|base64 < \/etc\/zanuri/);
+    expect(fact.script.match(/PGPASSFILE=/g)).toHaveLength(1);
+  });
+
+  it('reads the drop-in and pg_hba.conf of the newest main cluster that pg_lsclusters names', () => {
+    const bin = mkdtempSync(join(tmpdir(), 'zanuri-pg-'));
+    writeFileSync(join(bin, 'pg_lsclusters'), '#!/bin/sh\nprintf "%s\\n" "15 main 5432 online postgres /var/lib/postgresql/15/main log" "13 main 5433 down postgres /x log" "16 other 5434 online postgres /y log"\n', { mode: 0o755 });
+    const traced = (script: string): string => spawnSync('sh', ['-xc', script], { env: { ...process.env, PATH: `${bin}:${process.env['PATH']}` }, encoding: 'utf8' }).stderr;
+    expect(traced(dropInFact.script)).toContain('p=/etc/postgresql/15/main/conf.d/50-zanuri.conf');
+    expect(traced(hbaFact.script)).toContain('p=/etc/postgresql/15/main/pg_hba.conf');
   });
 });
 
 describe('postgresql host scripts', () => {
-  const fresh = planFor({ candidate: '15' }, params, null);
-  const scriptOf = (name: string): string => {
-    const action = fresh.actions.find((a) => a.kind === 'run' && a.cmd.argv[3] === name);
-    return String(action?.kind === 'run' ? action.cmd.argv[2] : '');
-  };
   const shells = ['dash', 'bash'].filter((sh) => spawnSync(sh, ['-c', 'true']).status === 0);
+  const scripts = (cmd: Cmd | undefined): string[] => (cmd?.argv[0] === 'sh' ? [cmd.argv[2] as string] : []);
+  /** Runs verify() with a host whose commands run here, the password file swapped for `file`. */
+  async function verifyHere(file: string, env: NodeJS.ProcessEnv): Promise<Cmd[]> {
+    const ran: Cmd[] = [];
+    const run = async (cmd: Cmd): Promise<RunResult> => {
+      ran.push(cmd);
+      const [bin = '', ...args] = cmd.argv.map((a) => (a === pw ? file : a));
+      const r = spawnSync(bin, args, { input: typeof cmd.stdin === 'string' ? cmd.stdin : '', env, encoding: 'utf8' });
+      return { command: [bin, ...args].join(' '), target: 'here', exitCode: r.status, stdout: r.stdout, stderr: r.stderr, durationMs: 0, ok: r.status === 0 };
+    };
+    await postgresql.verify?.({ run } as unknown as HostContext, params);
+    return ran;
+  }
 
-  it('parse in dash and bash: the fact, every run action and every in-place validation', () => {
-    const scripts = [fact.script, ...fresh.actions.flatMap((a) => [
-      ...(a.kind === 'run' && a.cmd.argv[0] === 'sh' ? [a.cmd.argv[2] as string] : []),
-      ...(a.kind === 'put' && a.validateInPlace?.argv[0] === 'sh' ? [a.validateInPlace.argv[2] as string] : []),
+  it('parse in dash and bash: the facts, every run action and every in-place validation', () => {
+    const all = [fact.script, dropInFact.script, hbaFact.script, ...fresh.actions.flatMap((a) => [
+      ...(a.kind === 'run' ? scripts(a.cmd) : []), ...(a.kind === 'put' ? scripts(a.validateInPlace) : []),
     ])];
-    expect(scripts.length).toBeGreaterThan(5);
-    for (const sh of shells) for (const script of scripts) expect(spawnSync(sh, ['-n', '-c', script]).status, `${sh}: ${script.slice(0, 60)}`).toBe(0);
+    expect(all.length).toBeGreaterThan(7);
+    for (const sh of shells) for (const script of all) expect(spawnSync(sh, ['-n', '-c', script]).status, `${sh}: ${script.slice(0, 60)}`).toBe(0);
+  });
+
+  it('prove the login with the password only in a temp PGPASSFILE, never in argv', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'zanuri-pg-'));
+    const bin = join(dir, 'bin');
+    mkdirSync(bin);
+    writeFileSync(join(bin, 'pg_lsclusters'), '#!/bin/sh\necho "15 main 5439 online postgres /d /l"\n', { mode: 0o755 });
+    // psql as the app role records its argv and the PGPASSFILE it got; as postgres (runuser) it finds no bad settings.
+    writeFileSync(join(bin, 'psql'), `#!/bin/sh\nprintf '%s\\n' "$@" > ${dir}/argv\ncat "$PGPASSFILE" > ${dir}/passfile\necho 1\n`, { mode: 0o755 });
+    writeFileSync(join(bin, 'runuser'), '#!/bin/sh\ncat > /dev/null\n', { mode: 0o755 });
+    const file = join(dir, 'app.password');
+    writeFileSync(file, 'Zq8xK2mP4vR7tY1wN3bC6dF9gH5jL0sA\n');
+    const ran = await verifyHere(file, { ...process.env, PATH: `${bin}:${process.env['PATH']}` });
+    expect(ran.length).toBe(2);
+    expect(readFileSync(join(dir, 'argv'), 'utf8').split('\n')).toEqual(['-XAtqw', '-h', '127.0.0.1', '-p', '5439', '-U', 'app', '-d', 'app', '-c', 'select 1', '']);
+    expect(readFileSync(join(dir, 'passfile'), 'utf8')).toBe('*:*:*:*:Zq8xK2mP4vR7tY1wN3bC6dF9gH5jL0sA\n');
+    for (const cmd of ran) expect(cmd.argv.join(' ')).not.toContain('Zq8xK2mP4vR7tY1wN3bC6dF9gH5jL0sA');
+    // The same probe fails verify() when the server refuses the password.
+    writeFileSync(join(bin, 'psql'), '#!/bin/sh\necho "FATAL:  password authentication failed" >&2; exit 2\n', { mode: 0o755 });
+    await expect(verifyHere(file, { ...process.env, PATH: `${bin}:${process.env['PATH']}` })).rejects.toThrow(/psql as app over 127.0.0.1/);
   });
 
   it('hand the password to psql on stdin only: never in its argv', () => {
@@ -251,8 +333,9 @@ describe('postgresql host scripts', () => {
     writeFileSync(join(bin, 'runuser'), `#!/bin/sh\nprintf '%s\\n' "$@" > ${dir}/argv\ncat > ${dir}/stdin\n`, { mode: 0o755 });
     const file = join(dir, 'app.password');
     writeFileSync(file, 'Zq8xK2mP4vR7tY1wN3bC6dF9gH5jL0sA');
+    const script = argvOf(scriptNamed('zanuri-set-password'))[2] as string;
     for (const sh of shells) {
-      const result = spawnSync(sh, ['-c', scriptOf('zanuri-set-password'), 'zanuri-set-password', '5432', 'app', file], { env: { ...process.env, PATH: `${bin}:${process.env['PATH']}` }, encoding: 'utf8' });
+      const result = spawnSync(sh, ['-c', script, 'zanuri-set-password', '5432', 'app', file], { env: { ...process.env, PATH: `${bin}:${process.env['PATH']}` }, encoding: 'utf8' });
       expect(result.status, result.stderr).toBe(0);
       const argv = readFileSync(join(dir, 'argv'), 'utf8');
       const stdin = readFileSync(join(dir, 'stdin'), 'utf8');
@@ -265,7 +348,7 @@ describe('postgresql host scripts', () => {
     }
     // A file that could break out of the \set quoting is refused before psql runs.
     writeFileSync(file, "abcdefghijklmnop'; DROP ROLE app; --");
-    const refused = spawnSync('sh', ['-c', scriptOf('zanuri-set-password'), 'zanuri-set-password', '5432', 'app', file], { env: { ...process.env, PATH: `${bin}:${process.env['PATH']}` }, encoding: 'utf8' });
+    const refused = spawnSync('sh', ['-c', script, 'zanuri-set-password', '5432', 'app', file], { env: { ...process.env, PATH: `${bin}:${process.env['PATH']}` }, encoding: 'utf8' });
     expect(refused.status).toBe(3);
     expect(refused.stderr).toMatch(/must hold one line of 16 to 200 letters and digits/);
     expect(refused.stderr).not.toContain('DROP');
@@ -273,13 +356,14 @@ describe('postgresql host scripts', () => {
 
   it.skipIf(process.getuid?.() !== 0)('generate a 32-character password into a new 0600 root file, and keep an existing one', () => {
     const file = join(mkdtempSync(join(tmpdir(), 'zanuri-pg-')), 'sub', 'app.password');
+    const script = argvOf(scriptNamed('zanuri-password'))[2] as string;
     for (const sh of shells) {
       rmSync(file, { force: true });
-      expect(spawnSync(sh, ['-c', scriptOf('zanuri-password'), 'zanuri-password', file]).status).toBe(0);
+      expect(spawnSync(sh, ['-c', script, 'zanuri-password', file]).status).toBe(0);
       const first = readFileSync(file, 'utf8');
       expect(first).toMatch(/^[A-Za-z0-9]{32}$/);
       expect((statSync(file).mode & 0o777).toString(8)).toBe('600');
-      expect(spawnSync(sh, ['-c', scriptOf('zanuri-password'), 'zanuri-password', file]).status).toBe(0);
+      expect(spawnSync(sh, ['-c', script, 'zanuri-password', file]).status).toBe(0);
       expect(readFileSync(file, 'utf8'), 'a rerun keeps the password').toBe(first);
     }
   });

@@ -1,37 +1,44 @@
 import { describe, expect, it } from 'vitest';
 import { fileFact, serviceFact } from '../../../src/facts/state.js';
-import { dropInPath, renderDropIn, sshHarden } from '../../../src/steps/ssh-harden.js';
-import { b64, factsOf } from './facts-of.js';
+import { dropInPath, sshHarden } from '../../../src/steps/ssh-harden.js';
+import { planOf, present } from './facts-of.js';
 
-const info = { loginUser: 'root', sshPort: 22, local: false };
 const params = sshHarden.parseParams({});
 const services = (socket: string): Array<[ReturnType<typeof serviceFact>, string]> => [
-  [serviceFact('ssh.service'), 'enabled\nactive'], [serviceFact('sshd.service'), 'alias\nactive'], [serviceFact('ssh.socket'), `disabled\n${socket}`],
+  [serviceFact('ssh.service'), 'enabled\nactive'], [serviceFact('ssh.socket'), `disabled\n${socket}`],
 ];
+const hardened = [
+  '# Managed by zanuri (ssh-harden); edits here are overwritten.', 'PermitRootLogin prohibit-password', 'PasswordAuthentication no',
+  'KbdInteractiveAuthentication no', 'PubkeyAuthentication yes', 'MaxAuthTries 3', 'X11Forwarding no', '',
+].join('\n');
 
 describe('ssh-harden', () => {
   it('writes a drop-in that sorts before cloud-init\'s and validates it with sshd -t before reloading', () => {
-    const plan = sshHarden.plan(factsOf([[fileFact(dropInPath), 'absent'], ...services('inactive')]), params, info);
-    expect(plan.actions).toHaveLength(1);
-    expect(plan.actions[0]).toMatchObject({
-      kind: 'put', path: '/etc/ssh/sshd_config.d/00-zanuri-hardening.conf', validateInPlace: { argv: ['sshd', '-t'] },
-      notify: [{ unit: 'ssh.service', op: 'reload' }],
-    });
-    const content = String((plan.actions[0] as { content: string }).content);
-    expect(content).toMatch(/^PasswordAuthentication no$/m);
-    expect(content).toMatch(/^PermitRootLogin prohibit-password$/m);
-    expect(content).toMatch(/^MaxAuthTries 3$/m);
-    expect(content).toMatch(/^X11Forwarding no$/m);
+    const plan = planOf(sshHarden, [[fileFact(dropInPath), 'absent'], ...services('inactive')], params);
+    expect(plan.actions).toEqual([expect.objectContaining({
+      kind: 'put', path: '/etc/ssh/sshd_config.d/00-zanuri-hardening.conf', content: hardened, mode: 0o644, owner: 'root', group: 'root',
+      validateInPlace: { argv: ['sshd', '-t'] }, notify: [{ unit: 'ssh.service', op: 'reload' }], why: 'password logins are not disabled by zanuri yet',
+    })]);
+  });
+
+  it('lists AllowUsers only when users are given', () => {
+    const plan = planOf(sshHarden, [[fileFact(dropInPath), 'absent'], ...services('inactive')], sshHarden.parseParams({ allowUsers: ['deploy', 'ops'] }));
+    expect(String((plan.actions[0] as { content: string }).content)).toBe(hardened.replace('X11Forwarding no\n', 'X11Forwarding no\nAllowUsers deploy ops\n'));
   });
 
   it('restarts instead of reloading when ssh is socket-activated (Ubuntu 22.10+)', () => {
-    const plan = sshHarden.plan(factsOf([[fileFact(dropInPath), 'absent'], ...services('active')]), params, info);
+    const plan = planOf(sshHarden, [[fileFact(dropInPath), 'absent'], ...services('active')], params);
     expect(plan.actions[0]).toMatchObject({ notify: [{ unit: 'ssh.service', op: 'restart' }] });
   });
 
   it('leaves a converged host alone and says why', () => {
-    const plan = sshHarden.plan(factsOf([[fileFact(dropInPath), `present 644 root root\n${b64(renderDropIn(params))}`], ...services('inactive')]), params, info);
-    expect(plan).toMatchObject({ actions: [], noop: expect.stringMatching(/already disables password logins/) });
+    const plan = planOf(sshHarden, [[fileFact(dropInPath), present(hardened)], ...services('inactive')], params);
+    expect(plan).toEqual({ actions: [], noop: `${dropInPath} already disables password logins` });
+  });
+
+  it('puts back the owner of a drop-in someone else owns, and says so', () => {
+    const plan = planOf(sshHarden, [[fileFact(dropInPath), present(hardened, '644', 'nobody', 'nogroup')], ...services('inactive')], params);
+    expect(plan.actions).toEqual([expect.objectContaining({ kind: 'chmod', owner: 'root', group: 'root', why: `${dropInPath} is 0644 nobody:nogroup, not 0644 root:root` })]);
   });
 
   it('refuses bad values', () => {

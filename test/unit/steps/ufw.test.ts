@@ -1,12 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import type { Action } from '../../../src/core/plan.js';
+import type { Cmd, RunResult, Transport } from '../../../src/core/types.js';
 import { commandFact, fileFact, sshdConfigFact } from '../../../src/facts/state.js';
-import {
-  confPath, defaultsPath, deleteCmd, normalizeCidr, parseTuples, statusFact, ufw, user6RulesPath, userRulesPath,
-} from '../../../src/steps/ufw.js';
-import { b64, factsOf } from './facts-of.js';
+import type { HostContext } from '../../../src/steps/types.js';
+import { ufw } from '../../../src/steps/ufw.js';
+import { planOf, present } from './facts-of.js';
 
-const info = { loginUser: 'root', sshPort: 22, local: false };
 const params = ufw.parseParams({
   allow: [{ port: 80, protocol: 'tcp' }, { port: 443, protocol: 'tcp' }],
   internal: [{ port: 5432, protocol: 'tcp' }],
@@ -14,36 +13,42 @@ const params = ufw.parseParams({
 });
 
 // Captured on Debian 12 (ufw 0.36.2) in a test target, after the step's own commands.
-const tuple = (v6: boolean, ...lines: string[]): string => [
+const rules = (v6: boolean, ...tuples: string[]): string => [
   '*filter', `:ufw${v6 ? '6' : ''}-user-input - [0:0]`, '### RULES ###', '',
-  ...lines.flatMap((l) => [`### tuple ### ${l}`, `-A ufw${v6 ? '6' : ''}-user-input -p tcp --dport 0 -j ACCEPT`, '']),
+  ...tuples.flatMap((l) => [`### tuple ### ${l}`, `-A ufw${v6 ? '6' : ''}-user-input -p tcp --dport 0 -j ACCEPT`, '']),
   '### END RULES ###', 'COMMIT', '',
 ].join('\n');
-const convergedV4 = tuple(false, 'allow tcp 22 0.0.0.0/0 any 0.0.0.0/0 in', 'allow tcp 80 0.0.0.0/0 any 0.0.0.0/0 in',
+const convergedV4 = rules(false, 'allow tcp 22 0.0.0.0/0 any 0.0.0.0/0 in', 'allow tcp 80 0.0.0.0/0 any 0.0.0.0/0 in',
   'allow tcp 443 0.0.0.0/0 any 0.0.0.0/0 in', 'allow tcp 5432 0.0.0.0/0 any 10.213.0.0/24 in');
-const convergedV6 = tuple(true, 'allow tcp 22 ::/0 any ::/0 in', 'allow tcp 80 ::/0 any ::/0 in', 'allow tcp 443 ::/0 any ::/0 in');
-const defaults = 'IPV6=yes\nDEFAULT_INPUT_POLICY="DROP"\nDEFAULT_OUTPUT_POLICY="ACCEPT"\nDEFAULT_FORWARD_POLICY="DROP"\n';
+const convergedV6 = rules(true, 'allow tcp 22 ::/0 any ::/0 in', 'allow tcp 80 ::/0 any ::/0 in', 'allow tcp 443 ::/0 any ::/0 in');
+const debianDefaults = 'IPV6=yes\nDEFAULT_INPUT_POLICY="DROP"\nDEFAULT_OUTPUT_POLICY="ACCEPT"\nDEFAULT_FORWARD_POLICY="DROP"\n';
 const active = 'Status: active\nLogging: on (low)\nDefault: deny (incoming), allow (outgoing), disabled (routed)\nNew profiles: skip\n\n@@rc=0';
-const file = (content: string): string => `present 644 root root\n${b64(content)}`;
+const inactive = 'Status: inactive\n@@rc=0';
 const sshdT = (...ports: number[]): string => `${ports.map((p) => `port ${p}`).join('\n')}\naddressfamily any\npermitrootlogin without-password\n@@rc=0`;
 
-function facts(o: { status?: string; v4?: string | null; v6?: string | null; defaults?: string | null; enabled?: boolean; sshd?: string }) {
-  const f = (c: string | null | undefined): string => (c === null || c === undefined ? 'absent' : file(c));
-  return factsOf([
-    [statusFact(), o.status ?? active],
-    [fileFact(userRulesPath), f(o.v4 === undefined ? convergedV4 : o.v4)],
-    [fileFact(user6RulesPath), f(o.v6 === undefined ? convergedV6 : o.v6)],
-    [fileFact(defaultsPath), f(o.defaults === undefined ? defaults : o.defaults)],
-    [fileFact(confPath), f(`ENABLED=${o.enabled === false ? 'no' : 'yes'}\nLOGLEVEL=low\n`)],
-    [sshdConfigFact(), o.sshd ?? sshdT(22)],
-  ]);
+interface Host { status?: string; v4?: string | null; v6?: string | null; defaults?: string | null; enabled?: boolean; sshd?: string }
+
+/** The plan for a host that is converged for `params` except where `host` says otherwise. */
+function planFor(host: Host, p = params, context: { sshPort?: number | null; local?: boolean } = {}) {
+  const file = (content: string | null | undefined, otherwise: string): string => {
+    const text = content === undefined ? otherwise : content;
+    return text === null ? 'absent' : present(text);
+  };
+  return planOf(ufw, [
+    [commandFact(['ufw', 'status', 'verbose']), host.status ?? active],
+    [fileFact('/etc/ufw/user.rules'), file(host.v4, convergedV4)],
+    [fileFact('/etc/ufw/user6.rules'), file(host.v6, convergedV6)],
+    [fileFact('/etc/default/ufw'), file(host.defaults, debianDefaults)],
+    [fileFact('/etc/ufw/ufw.conf'), present(`ENABLED=${host.enabled === false ? 'no' : 'yes'}\nLOGLEVEL=low\n`)],
+    [sshdConfigFact(), host.sshd ?? sshdT(22)],
+  ], p, context);
 }
-const argvs = (actions: readonly Action[]): string[] => actions.map((a) => (a.kind === 'run' ? a.cmd.argv.join(' ') : a.kind));
+const commands = (actions: readonly Action[]): string[] => actions.map((a) => (a.kind === 'run' ? a.cmd.argv.join(' ') : a.kind));
 
 describe('ufw', () => {
-  it('plans SSH first, then the open and internal ports, then enable, on a host where ufw is not installed yet', () => {
-    const plan = ufw.plan(facts({ status: 'sh: 1: ufw: not found\n@@rc=127', v4: null, v6: null, defaults: null, enabled: false }), params, info);
-    expect(argvs(plan.actions)).toEqual([
+  it('on a host without ufw yet, allows SSH first, then the public and internal ports, sets the defaults and enables the firewall last', () => {
+    const plan = planFor({ status: 'sh: 1: ufw: not found\n@@rc=127', v4: null, v6: null, defaults: null, enabled: false });
+    expect(commands(plan.actions)).toEqual([
       'ufw allow proto tcp from any to any port 22',
       'ufw allow proto tcp from any to any port 80',
       'ufw allow proto tcp from any to any port 443',
@@ -52,123 +57,188 @@ describe('ufw', () => {
       'ufw default allow outgoing',
       'ufw --force enable',
     ]);
-    expect(plan.actions[0]?.why).toMatch(/SSH \(22\/tcp\) must be allowed before the firewall goes up/);
+    expect(plan.actions.map((a) => a.why)).toEqual([
+      'SSH (22/tcp) must be allowed before the firewall goes up, or the operator is locked out',
+      '80/tcp is to be open to everyone',
+      '443/tcp is to be open to everyone',
+      '5432/tcp is to be open from 10.213.0.0/24 only',
+      'incoming traffic is not yet denied by default, not denied',
+      'outgoing traffic is not yet allowed by default, not allowed',
+      'the firewall is not active',
+    ]);
   });
 
-  it('on a stock Debian install plans only the rules and enable: its defaults already deny incoming', () => {
-    const stock = tuple(false);
-    const plan = ufw.plan(facts({ status: 'Status: inactive\n@@rc=0', v4: stock, v6: tuple(true), enabled: false }), params, info);
-    expect(argvs(plan.actions)).not.toContain('ufw default deny incoming');
-    expect(argvs(plan.actions).at(-1)).toBe('ufw --force enable');
-    expect(argvs(plan.actions)[0]).toBe('ufw allow proto tcp from any to any port 22');
+  it('on a stock Debian install leaves the defaults alone: they already deny incoming and allow outgoing', () => {
+    const plan = planFor({ status: inactive, v4: rules(false), v6: rules(true), enabled: false });
+    expect(commands(plan.actions)).toEqual([
+      'ufw allow proto tcp from any to any port 22',
+      'ufw allow proto tcp from any to any port 80',
+      'ufw allow proto tcp from any to any port 443',
+      'ufw allow proto tcp from 10.213.0.0/24 to any port 5432',
+      'ufw --force enable',
+    ]);
   });
 
   it('leaves a converged host alone and says what is open', () => {
-    const plan = ufw.plan(facts({}), params, info);
-    expect(plan).toMatchObject({ actions: [], noop: expect.stringMatching(/ufw is active.*22\/tcp \(SSH\), 80\/tcp, 443\/tcp, 5432\/tcp from 10\.213\.0\.0\/24/) });
+    expect(planFor({})).toEqual({
+      actions: [],
+      noop: 'ufw is active, denies incoming and allows outgoing by default, and allows 22/tcp (SSH), 80/tcp, 443/tcp, 5432/tcp from 10.213.0.0/24',
+    });
   });
 
-  it('allows every port sshd listens on, the connection\'s port and the sshPort parameter', () => {
-    const plan = ufw.plan(facts({ sshd: sshdT(22, 2222) }), { ...params, sshPort: 4022 }, { ...info, sshPort: 22 });
-    expect(argvs(plan.actions)).toEqual(['ufw allow proto tcp from any to any port 2222', 'ufw allow proto tcp from any to any port 4022']);
+  it('allows every port sshd listens on, the port of this connection and the sshPort parameter', () => {
+    const plan = planFor({ sshd: sshdT(22, 2222) }, { ...params, sshPort: 4022 }, { sshPort: 2200 });
+    expect(commands(plan.actions)).toEqual([
+      'ufw allow proto tcp from any to any port 2200',
+      'ufw allow proto tcp from any to any port 2222',
+      'ufw allow proto tcp from any to any port 4022',
+    ]);
   });
 
-  it('in a --local run reads the SSH port from sshd -T', () => {
-    const plan = ufw.plan(facts({ sshd: sshdT(2200), v4: tuple(false), v6: tuple(true) }), { ...params, allow: [], internal: [] }, { ...info, sshPort: null, local: true });
-    expect(argvs(plan.actions)).toEqual(['ufw allow proto tcp from any to any port 2200']);
+  it('in a --local run, where there is no connection port, allows the port sshd -T reports', () => {
+    const plan = planFor({ sshd: sshdT(2200), v4: rules(false), v6: rules(true) }, { ...params, allow: [], internal: [] }, { sshPort: null, local: true });
+    expect(commands(plan.actions)).toEqual(['ufw allow proto tcp from any to any port 2200']);
   });
 
-  it('re-adds a rule whose IPv6 half is missing', () => {
-    const plan = ufw.plan(facts({ v6: tuple(true, 'allow tcp 22 ::/0 any ::/0 in', 'allow tcp 80 ::/0 any ::/0 in') }), params, info);
-    expect(argvs(plan.actions)).toEqual(['ufw allow proto tcp from any to any port 443']);
+  it('allows an SSH port listed among the public ports once', () => {
+    const plan = planFor({ v4: rules(false), v6: rules(true) }, { ...params, allow: [{ port: 22, protocol: 'tcp' }], internal: [] });
+    expect(commands(plan.actions)).toEqual(['ufw allow proto tcp from any to any port 22']);
   });
 
-  it('deletes a rule that opens an internal port to everyone, and keeps the one from internalFrom', () => {
-    const v4 = convergedV4 + tuple(false, 'allow any 5432 0.0.0.0/0 any 0.0.0.0/0 in', 'allow tcp 5432 0.0.0.0/0 any 192.168.1.0/24 in');
-    const plan = ufw.plan(facts({ v4, v6: convergedV6 + tuple(true, 'allow any 5432 ::/0 any ::/0 in') }), params, info);
-    expect(argvs(plan.actions)).toEqual([
+  it('adds a public rule again when only its IPv6 half is missing, unless IPv6 is off in /etc/default/ufw', () => {
+    const v6 = rules(true, 'allow tcp 22 ::/0 any ::/0 in', 'allow tcp 80 ::/0 any ::/0 in');
+    expect(commands(planFor({ v6 }).actions)).toEqual(['ufw allow proto tcp from any to any port 443']);
+    expect(planFor({ v6, defaults: debianDefaults.replace('IPV6=yes', 'IPV6=no') }).actions).toEqual([]);
+  });
+
+  it('counts a limit rule on the SSH port as allowing it', () => {
+    expect(planFor({ v4: convergedV4.replace('allow tcp 22 0.0.0.0/0', 'limit tcp 22 0.0.0.0/0') }).actions).toEqual([]);
+  });
+
+  it('does not count a rule for another interface, an application profile or a malformed tuple as allowing a public port', () => {
+    const v4 = convergedV4.replace('allow tcp 80 0.0.0.0/0 any 0.0.0.0/0 in', 'allow tcp 80 0.0.0.0/0 any 0.0.0.0/0 in_lo')
+      .replace('allow tcp 443 0.0.0.0/0 any 0.0.0.0/0 in', 'allow tcp 443;reboot 0.0.0.0/0 any 0.0.0.0/0 in')
+      .replace('allow tcp 22 0.0.0.0/0 any 0.0.0.0/0 in', 'allow tcp 22 0.0.0.0/0 any 0.0.0.0/0 OpenSSH - in');
+    expect(commands(planFor({ v4 }).actions)).toEqual([
+      'ufw allow proto tcp from any to any port 22',
+      'ufw allow proto tcp from any to any port 80',
+      'ufw allow proto tcp from any to any port 443',
+    ]);
+  });
+
+  it('deletes every rule that opens an internal port wider than internalFrom, on any interface, and keeps the one from internalFrom', () => {
+    const v4 = convergedV4 + rules(false, 'allow any 5432 0.0.0.0/0 any 0.0.0.0/0 in', 'allow tcp 5432 0.0.0.0/0 any 192.168.1.0/24 in comment=7765620a',
+      'allow_log udp 5432 0.0.0.0/0 any 0.0.0.0/0 in', 'allow tcp 5432 0.0.0.0/0 any 0.0.0.0/0 in_eth1', 'deny tcp 5432 0.0.0.0/0 any 0.0.0.0/0 in');
+    const plan = planFor({ v4, v6: convergedV6 + rules(true, 'allow any 5432 ::/0 any ::/0 in') });
+    expect(commands(plan.actions)).toEqual([
       'ufw delete allow proto any from 0.0.0.0/0 to 0.0.0.0/0 port 5432',
       'ufw delete allow proto tcp from 192.168.1.0/24 to 0.0.0.0/0 port 5432',
+      'ufw delete allow in on eth1 proto tcp from 0.0.0.0/0 to 0.0.0.0/0 port 5432',
       'ufw delete allow proto any from ::/0 to ::/0 port 5432',
     ]);
-    expect(plan.actions[0]?.why).toMatch(/internal port 5432\/tcp is open to everyone, not only to 10\.213\.0\.0\/24/);
+    expect(plan.actions[0]?.why).toBe('internal port 5432/tcp is open to everyone, not only to 10.213.0.0/24');
+    expect(plan.actions[1]?.why).toBe('internal port 5432/tcp is open to 192.168.1.0/24, not only to 10.213.0.0/24');
+  });
+
+  it('deletes a rule that opens two internal ports\' shared number once', () => {
+    const p = { ...params, internal: [{ port: 5432, protocol: 'tcp' as const }, { port: 5432, protocol: 'udp' as const }], internalFrom: [] };
+    const v4 = rules(false, 'allow tcp 22 0.0.0.0/0 any 0.0.0.0/0 in', 'allow tcp 80 0.0.0.0/0 any 0.0.0.0/0 in', 'allow tcp 443 0.0.0.0/0 any 0.0.0.0/0 in',
+      'allow any 5432 0.0.0.0/0 any 0.0.0.0/0 in');
+    expect(commands(planFor({ v4 }, p).actions)).toEqual(['ufw delete allow proto any from 0.0.0.0/0 to 0.0.0.0/0 port 5432']);
   });
 
   it('keeps internal ports closed when internalFrom is empty, and says so', () => {
     const p = { ...params, internalFrom: [] };
-    const plan = ufw.plan(facts({ v4: convergedV4.replace(/.*5432.*\n.*\n/, '') }), p, info);
-    expect(plan).toMatchObject({ actions: [], noop: expect.stringMatching(/internal ports 5432\/tcp stay closed: internalFrom is empty/) });
-    const drifted = ufw.plan(facts({}), p, info);
-    expect(argvs(drifted.actions)).toEqual(['ufw delete allow proto tcp from 10.213.0.0/24 to 0.0.0.0/0 port 5432']);
-    expect(drifted.actions[0]?.why).toMatch(/stay closed: internalFrom is empty/);
+    const closed = planFor({ v4: convergedV4.replace(/.*5432.*\n.*\n/, '') }, p);
+    expect(closed).toMatchObject({ actions: [], noop: expect.stringMatching(/allows 22\/tcp \(SSH\), 80\/tcp, 443\/tcp; internal ports 5432\/tcp stay closed: internalFrom is empty$/) });
+    const drifted = planFor({}, p);
+    expect(commands(drifted.actions)).toEqual(['ufw delete allow proto tcp from 10.213.0.0/24 to 0.0.0.0/0 port 5432']);
+    expect(drifted.actions[0]?.why).toBe('internal port 5432/tcp is open to 10.213.0.0/24, not only to nobody (internalFrom is empty); internal ports 5432/tcp stay closed: internalFrom is empty');
   });
 
   it('never deletes the SSH rule, even when the SSH port is listed as internal', () => {
-    const plan = ufw.plan(facts({}), { ...params, internal: [{ port: 22, protocol: 'tcp' }] }, info);
-    expect(argvs(plan.actions)).toEqual(['ufw allow proto tcp from 10.213.0.0/24 to any port 22']);
+    const plan = planFor({}, { ...params, internal: [{ port: 22, protocol: 'tcp' }] });
+    expect(commands(plan.actions)).toEqual(['ufw allow proto tcp from 10.213.0.0/24 to any port 22']);
   });
 
-  it('turns the firewall back on and restores the defaults after drift', () => {
-    const plan = ufw.plan(facts({ status: 'Status: inactive\n@@rc=0', defaults: defaults.replace('"DROP"', '"ACCEPT"'), enabled: false }), params, info);
-    expect(argvs(plan.actions)).toEqual(['ufw default deny incoming', 'ufw --force enable']);
-    expect(plan.actions[0]?.why).toMatch(/incoming traffic is accept by default/);
+  it('turns the firewall back on and restores the default policy after drift', () => {
+    const plan = planFor({ status: inactive, defaults: debianDefaults.replace('"DROP"', '"ACCEPT"'), enabled: false });
+    expect(commands(plan.actions)).toEqual(['ufw default deny incoming', 'ufw --force enable']);
+    expect(plan.actions[0]?.why).toBe('incoming traffic is accept by default, not denied');
   });
 
-  it('counts a limit rule on the SSH port as allowed', () => {
-    const v4 = convergedV4.replace('allow tcp 22 0.0.0.0/0', 'limit tcp 22 0.0.0.0/0');
-    expect(ufw.plan(facts({ v4 }), params, info).actions).toEqual([]);
+  it('enables a firewall that is up but would not come up at boot', () => {
+    const plan = planFor({ enabled: false });
+    expect(plan.actions).toMatchObject([{ cmd: { argv: ['ufw', '--force', 'enable'] }, why: 'the firewall is active but not enabled at boot' }]);
   });
 
-  it('turns the firewall off on rollback only when this run enabled it or changed its defaults', () => {
-    const enable = ufw.plan(facts({ status: 'Status: inactive\n@@rc=0' }), params, info).actions;
-    expect(argvs(ufw.rollback?.(enable, params) ?? [])).toEqual(['ufw disable']);
-    const ruleOnly = ufw.plan(facts({ v6: tuple(true, 'allow tcp 22 ::/0 any ::/0 in', 'allow tcp 80 ::/0 any ::/0 in') }), params, info).actions;
+  it('on rollback turns the firewall off when this run enabled it or changed a default, and not for added rules alone', () => {
+    const disable = ['ufw disable'];
+    expect(commands(ufw.rollback?.(planFor({ status: inactive }).actions, params) ?? [])).toEqual(disable);
+    expect(commands(ufw.rollback?.(planFor({ defaults: debianDefaults.replace('"DROP"', '"ACCEPT"') }).actions, params) ?? [])).toEqual(disable);
+    const ruleOnly = planFor({ v6: rules(true, 'allow tcp 22 ::/0 any ::/0 in', 'allow tcp 80 ::/0 any ::/0 in') }).actions;
+    expect(ruleOnly).toHaveLength(1);
     expect(ufw.rollback?.(ruleOnly, params)).toEqual([]);
   });
 
-  it('reads user.rules tuples, with interface, application and comment forms', () => {
-    const tuples = parseTuples([
-      '### tuple ### allow udp 9000 0.0.0.0/0 any 0.0.0.0/0 in_lo',
-      '### tuple ### allow tcp 22 0.0.0.0/0 any 0.0.0.0/0 OpenSSH - in',
-      '### tuple ### allow tcp 80 0.0.0.0/0 any 0.0.0.0/0 in comment=7765620a',
-      '### tuple ### allow tcp 80;reboot 0.0.0.0/0 any 0.0.0.0/0 in',
-      '-A ufw-user-input -p tcp --dport 22 -j ACCEPT',
-    ].join('\n'));
-    expect(tuples).toMatchObject([{ dport: '9000', direction: 'in_lo', app: false }, { dport: '22', app: true }, { dport: '80', direction: 'in' }]);
-    expect(deleteCmd(tuples[0]!).argv).toEqual(['ufw', 'delete', 'allow', 'in', 'on', 'lo', 'proto', 'udp', 'from', '0.0.0.0/0', 'to', '0.0.0.0/0', 'port', '9000']);
-    expect(parseTuples(null)).toEqual([]);
+  describe('verify', () => {
+    const host = (status: string, fresh: string[]): HostContext => {
+      const result = (stdout: string, exitCode = 0): RunResult => ({ command: '', target: 't', exitCode, stdout, stderr: '', durationMs: 0, ok: exitCode === 0 });
+      return {
+        loginUser: 'root', sshPort: 22, local: false, target: 't',
+        run: async () => result(status),
+        connectFresh: async () => ({ run: async (cmd: Cmd) => { fresh.push(cmd.argv.join(' ')); return result(''); }, close: async () => {} }) as unknown as Transport,
+        connectAs: async () => { throw new Error('not used'); },
+      };
+    };
+
+    it('fails when the firewall is not active', async () => {
+      const fresh: string[] = [];
+      await expect(ufw.verify?.(host('Status: inactive\n', fresh), params)).rejects.toThrow(/the firewall is not active/);
+    });
+
+    it('proves a fresh SSH login gets through the active firewall', async () => {
+      const fresh: string[] = [];
+      await ufw.verify?.(host('Status: active\n', fresh), params);
+      expect(fresh).toEqual(['true']);
+    });
   });
 
-  it('reads the state of ufw status as a command fact', () => {
-    expect(statusFact().key).toBe(commandFact(['ufw', 'status', 'verbose']).key);
-  });
+  describe('parameters', () => {
+    it('default to no ports, no sources and no extra SSH port', () => {
+      expect(ufw.parseParams({})).toEqual({ allow: [], internal: [], internalFrom: [], sshPort: null });
+    });
 
-  it('normalizes sources the way ufw stores them and refuses networks with host bits set', () => {
-    expect(normalizeCidr('10.213.0.0/24', 'x')).toBe('10.213.0.0/24');
-    expect(normalizeCidr('10.0.0.5/32', 'x')).toBe('10.0.0.5');
-    expect(normalizeCidr('fd00:0::/64', 'x')).toBe('fd00::/64');
-    expect(normalizeCidr('FD00:0:0:0:0:0:0:1', 'x')).toBe('fd00::1');
-    expect(() => normalizeCidr('10.213.0.5/24', 'x')).toThrow(/host bits set \(did you mean 10\.213\.0\.0\/24\?\)/);
-    expect(() => normalizeCidr('fd00::1/64', 'x')).toThrow(/host bits set/);
-  });
+    it('take tcp when no protocol is given, and drop repeated rules and sources', () => {
+      expect(ufw.parseParams({ allow: [{ port: 443 }, { port: 443, protocol: 'tcp' }, { port: 443, protocol: 'udp' }], internalFrom: ['10.0.0.0/8', '10.0.0.0/8'], sshPort: 2222 }))
+        .toEqual({ allow: [{ port: 443, protocol: 'tcp' }, { port: 443, protocol: 'udp' }], internal: [], internalFrom: ['10.0.0.0/8'], sshPort: 2222 });
+    });
 
-  it('parses good parameters with defaults', () => {
-    expect(ufw.parseParams({})).toEqual({ allow: [], internal: [], internalFrom: [], sshPort: null });
-    expect(ufw.parseParams({ allow: [{ port: 443 }, { port: 443, protocol: 'tcp' }], internalFrom: ['10.0.0.0/8', '10.0.0.0/8'], sshPort: 2222 }))
-      .toEqual({ allow: [{ port: 443, protocol: 'tcp' }], internal: [], internalFrom: ['10.0.0.0/8'], sshPort: 2222 });
-  });
+    it('write sources the way ufw stores them, so a converged host plans nothing', () => {
+      expect(ufw.parseParams({ internalFrom: ['10.0.0.5/32', '10.213.0.0/24', 'fd00:0::/64', 'FD00:0:0:0:0:0:0:1', 'fd00::1/128'] }).internalFrom)
+        .toEqual(['10.0.0.5', '10.213.0.0/24', 'fd00::/64', 'fd00::1']);
+    });
 
-  it('refuses hostile and bad values before any connection', () => {
-    expect(() => ufw.parseParams({ allow: [{ port: '80; reboot' }] })).toThrow(/allow\[0\]: port must be a whole number/);
-    expect(() => ufw.parseParams({ allow: [{ port: 80, protocol: 'tcp; reboot' }] })).toThrow(/"tcp" or "udp"/);
-    expect(() => ufw.parseParams({ allow: [{ port: 70000 }] })).toThrow(/from 1 to 65535/);
-    expect(() => ufw.parseParams({ allow: ['80/tcp'] })).toThrow(/allow\[0\] must be a mapping/);
-    expect(() => ufw.parseParams({ allow: [{ port: 80, extra: 1 }] })).toThrow(/unknown parameter "extra"/);
-    for (const bad of ['$(id)', '10.0.0.0/8;reboot', "10.0.0.0/8'", '10.0.0.0/8\nreboot', '`id`', '300.1.1.1', '1.2.3.4/33', ':::1::']) {
-      expect(() => ufw.parseParams({ internalFrom: [bad] }), bad).toThrow(/internalFrom\[0\]/);
-    }
-    expect(() => ufw.parseParams({ sshPort: 'a;reboot' })).toThrow(/sshPort/);
-    expect(() => ufw.parseParams({ allow: [{ port: 5432 }], internal: [{ port: 5432 }] })).toThrow(/both public \(allow\) and internal/);
-    expect(() => ufw.parseParams({ bogus: 1 })).toThrow(/unknown parameter "bogus"/);
+    it('refuse a network with host bits set, which ufw would silently widen', () => {
+      expect(() => ufw.parseParams({ internalFrom: ['10.213.0.5/24'] })).toThrow('ufw: internalFrom[0] has host bits set (did you mean 10.213.0.0/24?), got "10.213.0.5/24"');
+      expect(() => ufw.parseParams({ internalFrom: ['10.0.0.0/8', 'fd00::1/64'] })).toThrow(/internalFrom\[1\] has host bits set/);
+    });
+
+    it('refuse a port that is both public and internal', () => {
+      expect(() => ufw.parseParams({ allow: [{ port: 5432 }], internal: [{ port: 5432 }] })).toThrow('ufw: 5432/tcp cannot be both public (allow) and internal');
+    });
+
+    it('refuse hostile and bad values before any connection', () => {
+      expect(() => ufw.parseParams({ allow: [{ port: '80; reboot' }] })).toThrow(/allow\[0\]\.port must be a port number from 1 to 65535/);
+      expect(() => ufw.parseParams({ allow: [{ port: 80, protocol: 'tcp; reboot' }] })).toThrow(/"tcp" or "udp"/);
+      expect(() => ufw.parseParams({ allow: [{ port: 70000 }] })).toThrow(/from 1 to 65535/);
+      expect(() => ufw.parseParams({ allow: ['80/tcp'] })).toThrow(/allow\[0\] must be a mapping/);
+      expect(() => ufw.parseParams({ allow: [{ port: 80, extra: 1 }] })).toThrow(/unknown parameter "extra"/);
+      for (const bad of ['$(id)', '10.0.0.0/8;reboot', "10.0.0.0/8'", '10.0.0.0/8\nreboot', '`id`', '300.1.1.1', '1.2.3.4/33', ':::1::', 'fd00::g']) {
+        expect(() => ufw.parseParams({ internalFrom: [bad] }), bad).toThrow(/internalFrom\[0\]/);
+      }
+      expect(() => ufw.parseParams({ sshPort: 'a;reboot' })).toThrow(/sshPort/);
+      expect(() => ufw.parseParams({ bogus: 1 })).toThrow(/unknown parameter "bogus"/);
+    });
   });
 });
