@@ -4,7 +4,7 @@ import type { Action, Handler, Plan } from '../core/plan.js';
 import type { Transport } from '../core/types.js';
 import { packagesFact, type FactRequest, type FactValues } from '../facts/state.js';
 import type { Resource } from '../resources/types.js';
-import { planStep, resourceFacts, stepFacts } from '../steps/plan.js';
+import { planStep, resourceFacts, servedPorts, stepFacts } from '../steps/plan.js';
 import type { AnyStep, HostContext, HostInfo, PlanContext } from '../steps/types.js';
 import { connect, type ConnectOptions } from '../transport/connect.js';
 import { applyAction, dedupeHandlers, handlerCmd, undoAction, viewAction, type ActionView } from './actions.js';
@@ -79,7 +79,7 @@ export function orderSteps(selected: readonly SelectedStep[]): SelectedStep[] {
  * here with the template's file:line, and nothing has been touched.
  */
 export function preflight(selected: readonly SelectedStep[], templates: Templates): void {
-  const ctx: PlanContext = { loginUser: 'root', sshPort: 22, local: false, templates };
+  const ctx: PlanContext = { loginUser: 'root', sshPort: 22, local: false, templates, served: servedPorts(selected) };
   for (const { step, params } of selected) planStep(step, blankFacts, params, ctx);
 }
 
@@ -126,7 +126,8 @@ export async function provisionHost(host: string | null, selected: readonly Sele
     const pkgFact = packagesFact(packages);
 
     let info: HostInfo = { loginUser: '', sshPort: connection.sshPort, local: host === null };
-    let ctx: PlanContext = { ...info, templates: options.templates };
+    const served = servedPorts(steps);
+    let ctx: PlanContext = { ...info, templates: options.templates, served };
     /** The facts of these steps: their own, and those of the resources they declare on `values`. */
     const requests = (remaining: readonly SelectedStep[], values: FactValues): FactRequest<unknown>[] =>
       remaining.flatMap((s) => [...stepFacts(s.step, s.params, info), ...resourceFacts(s.step.resources(values, s.params, ctx))]);
@@ -138,7 +139,7 @@ export async function provisionHost(host: string | null, selected: readonly Sele
     root = new RootRunner(connection, first.loginIsRoot, host === null ? null : () => connect(host, options.connect));
     const runner = root;
     info = { ...info, loginUser: first.loginUser };
-    ctx = { ...info, templates: options.templates };
+    ctx = { ...info, templates: options.templates, served };
     let values: Values = first.values;
 
     /** Reads any fact a step's resources need that is not known yet (resources whose paths depend on facts). */

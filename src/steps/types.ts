@@ -14,9 +14,22 @@ export interface HostInfo {
   local: boolean;
 }
 
+/** A port a step's service listens on, and who may reach it: the firewall opens what the steps declare. */
+export interface ServedPort {
+  port: number;
+  protocol: 'tcp' | 'udp';
+  /** public: everyone; internal: the internal networks only; admin: the operators' sources only. */
+  access: 'public' | 'internal' | 'admin';
+  /** The step that serves it, and why, for the firewall's reasons. */
+  step: string;
+  why: string;
+}
+
 /** What resources() may use besides facts and parameters: the host as known before facts, and the templates. */
 export interface PlanContext extends HostInfo {
   templates: Templates;
+  /** Every port the selected steps serve (their `serves()`), so the firewall never shuts a site out. */
+  served: readonly ServedPort[];
 }
 
 /** What verify() and beforeApply() may do: talk to the host, always over new connections for proof. */
@@ -46,6 +59,8 @@ export interface StepDefinition<S extends TSchema, P> {
   check?(raw: Static<S>): P;
   /** Debian packages the step needs; the engine installs the missing ones of all steps in one apt run. */
   packages?(params: P): string[];
+  /** The ports this step's service listens on; the firewall step opens them (see PlanContext.served). */
+  serves?(params: P): Omit<ServedPort, 'step'>[];
   /** Facts resources() itself reads to decide what to declare (each resource reads its own). */
   facts?(params: P, host: HostInfo): FactRequest<unknown>[];
   resources(facts: FactValues, params: P, ctx: PlanContext): Resource[];

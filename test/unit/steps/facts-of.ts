@@ -19,7 +19,7 @@ export const b64 = (text: string | Buffer): string => Buffer.from(text).toString
 
 /** The shipped templates, as a real run loads them. */
 export const templates = await loadTemplates();
-export const ctx: PlanContext = { loginUser: 'root', sshPort: 22, local: false, templates };
+export const ctx: PlanContext = { loginUser: 'root', sshPort: 22, local: false, templates, served: [] };
 
 /** A step's plan from captured fact outputs, through the engine's own planner. */
 export function planOf(step: AnyStep, entries: Array<[FactRequest<unknown>, string]>, params: unknown, context: Partial<PlanContext> = {}): Plan {

@@ -9,7 +9,7 @@ import { b64, factsOf } from './facts-of.js';
 
 let ctx: PlanContext;
 beforeAll(async () => {
-  ctx = { loginUser: 'root', sshPort: 22, local: false, templates: await loadTemplates() };
+  ctx = { loginUser: 'root', sshPort: 22, local: false, templates: await loadTemplates(), served: [] };
 });
 const defaults = fail2ban.parseParams({});
 

@@ -13,7 +13,7 @@ import { b64, factsOf } from './facts-of.js';
 
 let ctx: PlanContext;
 beforeAll(async () => {
-  ctx = { loginUser: 'root', sshPort: 22, local: false, templates: await loadTemplates() };
+  ctx = { loginUser: 'root', sshPort: 22, local: false, templates: await loadTemplates(), served: [] };
 });
 const defaults = unattendedUpgrades.parseParams({});
 /** /etc/os-release of Debian 12 and Ubuntu 22.04 (trimmed to the fields read). */
