@@ -67,6 +67,19 @@ describe('zanuri provision refuses bad input before any connection (exit 2)', ()
     expect(run.stderr).toContain(`${join(overrides, 'ssh', 'hardening.conf')}:2:1: template ssh/hardening.conf: unknown variable "maxAuthTrys"`);
   });
 
+  it('takes a site profile\'s template overrides from the directory it names, relative to the profile file', async () => {
+    const site = join(dir, 'site');
+    execFileSync('mkdir', ['-p', join(site, 'overrides', 'ssh')]);
+    writeFileSync(join(site, 'overrides', 'ssh', 'hardening.conf'), 'MaxAuthTries {{maxAuthTrys}}\n');
+    writeFileSync(join(site, 'site-web.yaml'), [
+      'id: site-web', 'system: Site', 'tier: production', 'rank: 1', 'title: Our web servers', "source: 'our own'",
+      'playbook: base', 'templates: ./overrides', 'requirements:', '  - { id: cores, check: cpu.cores, level: required, min: 1, source: ours }', '',
+    ].join('\n'));
+    const run = await zanuri('--profile', join(site, 'site-web.yaml'), '--set', `deploy-user.authorizedKeys=${JSON.stringify([key])}`, ...unreachable);
+    expect(run.code, run.stderr).toBe(2);
+    expect(run.stderr).toContain(`${join(site, 'overrides', 'ssh', 'hardening.conf')}:1:1: template ssh/hardening.conf: unknown variable "maxAuthTrys"`);
+  });
+
   it('refuses an unknown step and an unknown playbook', async () => {
     const step = await zanuri(...base, '--only', 'nosuch', ...unreachable);
     expect(step.code).toBe(2);
