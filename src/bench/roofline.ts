@@ -14,13 +14,13 @@ export interface GpuSpec {
 
 /** Peak memory bandwidth from NVIDIA's product pages and datasheets. Order matters: specific before general. */
 export const gpuSpecs: readonly GpuSpec[] = [
-  { name: 'H200 (SXM, 141 GB HBM3e)', match: /H200/i, bandwidthGBs: 4800, vramGB: 141, source: 'NVIDIA H200 Tensor Core GPU datasheet: 4.8 TB/s' },
+  { name: 'H200 (SXM, 141 GB HBM3e)', match: /H200/i, bandwidthGBs: 4800, vramGB: 141, source: 'NVIDIA H200 Tensor Core GPU datasheet, H200 SXM and H200 NVL columns: 141 GB HBM3e, 4.8 TB/s' },
   { name: 'H100 NVL (94 GB)', match: /H100 NVL/i, bandwidthGBs: 3900, vramGB: 94, source: 'NVIDIA H100 datasheet, H100 NVL column: 3.9 TB/s' },
   { name: 'H100 PCIe (80 GB HBM2e)', match: /H100 PCIe/i, bandwidthGBs: 2000, vramGB: 80, source: 'NVIDIA H100 datasheet, H100 PCIe column: 2 TB/s' },
   { name: 'H100 SXM (80 GB HBM3)', match: /H100/i, bandwidthGBs: 3350, vramGB: 80, source: 'NVIDIA H100 datasheet, H100 SXM column: 3.35 TB/s' },
   { name: 'A100 80GB PCIe', match: /A100.*PCIe.*80|A100 80GB PCIe/i, bandwidthGBs: 1935, vramGB: 80, source: 'NVIDIA A100 datasheet, A100 80GB PCIe: 1,935 GB/s' },
   { name: 'A100 80GB SXM', match: /A100.*80/i, bandwidthGBs: 2039, vramGB: 80, source: 'NVIDIA A100 datasheet, A100 80GB SXM: 2,039 GB/s' },
-  { name: 'A100 40GB', match: /A100/i, bandwidthGBs: 1555, vramGB: 40, source: 'NVIDIA A100 datasheet, A100 40GB PCIe: 1,555 GB/s' },
+  { name: 'A100 40GB', match: /A100/i, bandwidthGBs: 1555, vramGB: 40, source: 'NVIDIA A100 datasheet, A100 40GB PCIe and SXM columns: 1,555 GB/s' },
   { name: 'L40S', match: /L40S/i, bandwidthGBs: 864, vramGB: 48, source: 'NVIDIA L40S datasheet: 864 GB/s' },
   { name: 'L40', match: /L40\b/i, bandwidthGBs: 864, vramGB: 48, source: 'NVIDIA L40 datasheet: 864 GB/s' },
   { name: 'L4', match: /\bL4\b/i, bandwidthGBs: 300, vramGB: 24, source: 'NVIDIA L4 datasheet: 300 GB/s' },

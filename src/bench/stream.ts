@@ -7,6 +7,12 @@ export interface TokenEvent {
   kind: 'token';
   /** Text of this chunk (may be empty for a role-only delta). */
   text: string;
+  /**
+   * reasoning: a thinking model's reasoning text (OpenAI-compatible `reasoning_content` from vLLM,
+   * llama.cpp and DeepSeek, `reasoning` from newer vLLM and Ollama's /v1, Ollama's native `thinking`).
+   * It is generated and timed like any token; absent means answer text.
+   */
+  channel?: 'reasoning';
 }
 
 /** Ollama's final line: server-side timings in nanoseconds. */
@@ -60,6 +66,29 @@ class LineSplitter {
   }
 }
 
+/**
+ * The message of an error body, whatever the server's shape: Ollama `{"error":"..."}`, OpenAI and
+ * llama.cpp `{"error":{"message":"..."}}`, vLLM `{"object":"error","message":"...","type":...,"code":400}`,
+ * FastAPI `{"detail":"..."}` or `{"detail":[{"msg":"..."}]}`. null when the object is not an error.
+ */
+export function errorMessage(data: unknown): string | null {
+  if (typeof data !== 'object' || data === null) return null;
+  const d = data as Record<string, unknown>;
+  const error = d['error'];
+  if (typeof error === 'string' && error) return error;
+  if (typeof error === 'object' && error !== null) {
+    const m = (error as Record<string, unknown>)['message'];
+    return typeof m === 'string' && m ? m : JSON.stringify(error).slice(0, 300);
+  }
+  if (d['object'] === 'error' && typeof d['message'] === 'string') return d['message'];
+  const detail = d['detail'];
+  if (typeof detail === 'string' && detail) return detail;
+  if (Array.isArray(detail) && detail.length) {
+    return detail.map((x) => (typeof x === 'object' && x !== null && typeof (x as { msg?: unknown }).msg === 'string' ? (x as { msg: string }).msg : JSON.stringify(x))).join('; ').slice(0, 300);
+  }
+  return null;
+}
+
 const num = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
 
 /** A streaming format made of lines: each parser says what one complete line means. */
@@ -88,11 +117,15 @@ export class NdjsonParser extends LineParser {
       emit({ kind: 'error', message: `unparseable line from the server: ${line.slice(0, 120)}` });
       return;
     }
-    if (typeof data['error'] === 'string') {
-      emit({ kind: 'error', message: data['error'] });
+    const error = errorMessage(data);
+    if (error !== null) {
+      emit({ kind: 'error', message: error });
       return;
     }
-    const text = typeof data['response'] === 'string' ? data['response'] : ((data['message'] as { content?: unknown } | undefined)?.content as string | undefined) ?? '';
+    const message = data['message'] as { content?: unknown; thinking?: unknown } | undefined;
+    const text = typeof data['response'] === 'string' ? data['response'] : typeof message?.content === 'string' ? message.content : '';
+    const thinking = typeof data['thinking'] === 'string' ? data['thinking'] : typeof message?.thinking === 'string' ? message.thinking : '';
+    if (thinking) emit({ kind: 'token', text: thinking, channel: 'reasoning' });
     if (data['done'] === true) {
       if (text) emit({ kind: 'token', text });
       emit({
@@ -104,7 +137,7 @@ export class NdjsonParser extends LineParser {
       emit({ kind: 'end' });
       return;
     }
-    emit({ kind: 'token', text });
+    if (text || !thinking) emit({ kind: 'token', text });
   }
 }
 
@@ -124,14 +157,16 @@ export class SseParser extends LineParser {
       emit({ kind: 'error', message: `unparseable event from the server: ${payload.slice(0, 120)}` });
       return;
     }
-    const error = data['error'] as { message?: unknown } | string | undefined;
-    if (error) {
-      emit({ kind: 'error', message: typeof error === 'string' ? error : String(error.message ?? 'server error') });
+    const error = errorMessage(data);
+    if (error !== null) {
+      emit({ kind: 'error', message: error });
       return;
     }
     const choice = (data['choices'] as Array<Record<string, unknown>> | undefined)?.[0];
     if (choice) {
-      const delta = choice['delta'] as { content?: unknown } | undefined;
+      const delta = choice['delta'] as { content?: unknown; reasoning_content?: unknown; reasoning?: unknown } | undefined;
+      const reasoning = typeof delta?.reasoning_content === 'string' ? delta.reasoning_content : typeof delta?.reasoning === 'string' ? delta.reasoning : '';
+      if (reasoning) emit({ kind: 'token', text: reasoning, channel: 'reasoning' });
       const text = typeof delta?.content === 'string' ? delta.content : typeof choice['text'] === 'string' ? choice['text'] : '';
       if (text) emit({ kind: 'token', text });
     }

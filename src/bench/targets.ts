@@ -61,6 +61,9 @@ export function judgeTargets(targets: readonly BenchmarkTarget[], ctx: BenchCont
     if (!level || level.metrics.completed === 0) {
       return { ...base, actual: 'not measured', status: 'not-measured', reason: t.concurrency ? `no load level at concurrency ${t.concurrency} was run (use --concurrency ${t.concurrency})` : 'no single-stream run completed' };
     }
+    if (t.concurrency && !level.achieved.reached) {
+      return { ...base, actual: 'not measured', status: 'not-measured', reason: `the level did not hold ${t.concurrency} streams (mean ${level.achieved.meanConcurrency.toFixed(1)}, peak ${level.achieved.peakConcurrency} in flight), so it cannot speak for ${t.concurrency} concurrent` };
+    }
     const m = level.metrics;
     const value = t.metric === 'decode_tokens_per_s' ? (mode === 'aggregate' ? m.aggregateTokensPerS : m.streamTokensPerS.p50)
       : t.metric === 'ttft_ms' ? m.ttftMs.p50

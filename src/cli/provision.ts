@@ -6,12 +6,17 @@ import { ConfigError, ExitCode, ParamsError, UsageError } from '../core/errors.j
 import { checkHostSpecs, type SshFlags } from './ssh-options.js';
 import { worstExitCode } from './exit-code.js';
 import type { HostProvisionReport, ProvisionEvent, SelectedStep, StepReport } from '../engine/provision.js';
+import type { FleetEvent, RolloutReport } from '../engine/fleet.js';
+import type { FleetFlags } from './fleet.js';
 import type { BenchmarkTarget } from '../profiles/types.js';
 
-export interface ProvisionFlags extends SshFlags {
+export interface ProvisionFlags extends SshFlags, FleetFlags {
   profile?: string;
   playbook?: string;
-  host?: string[];
+  forks?: number;
+  serial?: string;
+  maxFailPercent?: number;
+  jsonEvents?: boolean;
   local?: boolean;
   dryRun?: boolean;
   yes?: boolean;
@@ -20,6 +25,8 @@ export interface ProvisionFlags extends SshFlags {
   set?: string[];
   json?: boolean;
   concurrency?: number;
+  /** false with --no-reboot. */
+  reboot?: boolean;
   /** false with --no-bench. */
   bench?: boolean;
   benchEndpoint?: string;
@@ -28,7 +35,7 @@ export interface ProvisionFlags extends SshFlags {
 }
 
 /** --set step.key=value: JSON when it parses (numbers, booleans, lists), "@file" for a file's lines, else a string. */
-export function parseSet(assignment: string): { step: string; key: string; value: unknown } {
+export function parseSet(assignment: string): { step: string; key: string; value: unknown; file?: string } {
   const match = /^([a-z0-9-]+)\.([A-Za-z][A-Za-z0-9]*)=(.*)$/s.exec(assignment);
   if (!match) throw new UsageError(`--set ${JSON.stringify(assignment)}: expected STEP.KEY=VALUE, e.g. deploy-user.name=deploy`);
   const [, step = '', key = '', raw = ''] = match;
@@ -40,6 +47,7 @@ export function parseSet(assignment: string): { step: string; key: string; value
     } catch {
       throw new UsageError(`--set ${step}.${key}: cannot read ${file}`);
     }
+    return { step, key, value, file };
   } else {
     try {
       value = JSON.parse(raw);
@@ -48,6 +56,14 @@ export function parseSet(assignment: string): { step: string; key: string; value
     }
   }
   return { step, key, value };
+}
+
+/** Does an error's message or hint quote any line of a value read from a file? */
+function mentionsFile(error: unknown, value: unknown): boolean {
+  if (!(error instanceof ConfigError)) return false;
+  const text = `${error.message}\n${error.hint ?? ''}`;
+  const lines = (Array.isArray(value) ? value : [value]).map(String).filter((l) => l.length >= 3);
+  return lines.some((l) => text.includes(l) || text.includes(JSON.stringify(l).slice(1, -1)) || text.includes(l.slice(0, 40)));
 }
 
 /** Works out which steps run with which parameters; everything is validated before any connection. */
@@ -94,6 +110,12 @@ export async function selectSteps(flags: ProvisionFlags): Promise<{ title: strin
     try {
       selected.push({ step, params: step.parseParams(raw) });
     } catch (error) {
+      // A value read from @FILE is never echoed: the file may be anything (--set postgresql.role=@/etc/shadow).
+      const secretFile = setHere.find((s) => s.file !== undefined && ((error instanceof ParamsError && error.path[0] === s.key) || mentionsFile(error, s.value)));
+      if (secretFile && error instanceof ConfigError) {
+        const what = error instanceof ParamsError && error.path[0] === secretFile.key ? error.message.replace(/, got [\s\S]*$/, '') : `${id}: ${secretFile.key} is not valid`;
+        throw new ConfigError(`${what} (the value was read from --set ${id}.${secretFile.key}=@${secretFile.file}; its content is not shown)`);
+      }
       // A bad value the playbook itself writes is reported where it is written; --set and profile values by their name.
       const key = error instanceof ParamsError ? error.path[0] : undefined;
       const fromPlaybook = typeof key === 'string' && key in params && !(key in (fromProfile[id] ?? {})) && !setHere.some((s) => s.key === key);
@@ -140,6 +162,9 @@ export function renderProvision(reports: readonly HostProvisionReport[], dryRun:
     }
     const provisional = r.steps.find((s) => s.plannedBefore)?.plannedBefore;
     if (provisional) out.push(`\n* planned before ${provisional}: the real run reads the facts again after that and may do less`);
+    if (r.rebootPending?.since === 'an earlier run') out.push(`${r.host}: a reboot was pending from an earlier run (${r.rebootPending.step}: ${r.rebootPending.why})${r.reboots.length ? '; this run rebooted' : ''}`);
+    for (const b of r.reboots) out.push(`${r.host}: rebooted for ${b.step}: ${b.why}`);
+    if (r.rebootPending?.since === 'this run') out.push(`${r.host}: REBOOT PENDING (--no-reboot) for ${r.rebootPending.step}: ${r.rebootPending.why}; the steps after it did not run: reboot, then run again`);
     out.push(`${r.host}: ${r.summary.changed} ${dryRun ? 'would change' : 'changed'}, ${r.summary.unchanged} unchanged, ${r.summary.failed} failed (${r.durationMs} ms, ${r.roundTrips} round trips)`);
   }
   return out.join('\n');
@@ -154,4 +179,38 @@ export function validateTargets(flags: ProvisionFlags): (string | null)[] {
   if (!flags.local && !flags.host?.length) throw new UsageError('name the hosts to provision with --host, or --local for this machine');
   checkHostSpecs(flags.host ?? []);
   return flags.local ? [null] : (flags.host as string[]);
+}
+
+const seconds = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
+
+/** One line per host as soon as it is done: how it went, in a form grep can use. */
+export function hostLine(r: HostProvisionReport, dryRun: boolean): string {
+  if (r.error) return `${r.host}  ${r.error.code === 'NOT_RUN' ? 'NOT RUN' : 'FAILED'}  ${r.error.code}: ${r.error.message}`;
+  const verdict = r.ok ? 'ok' : 'FAILED';
+  return `${r.host}  ${verdict}  ${r.summary.changed} ${dryRun ? 'would change' : 'changed'}, ${r.summary.unchanged} unchanged, ${r.summary.failed} failed  ${seconds(r.durationMs)}`;
+}
+
+/** The fleet's totals: hosts ok, failed and not run (naming the failed), and steps changed. */
+export function fleetSummary(rollout: RolloutReport, dryRun: boolean): { line: string; counts: { ok: number; failed: number; notRun: number; changed: number } } {
+  const notRun = rollout.reports.filter((r) => r.error?.code === 'NOT_RUN');
+  const failed = rollout.reports.filter((r) => !r.ok && r.error?.code !== 'NOT_RUN');
+  const ok = rollout.reports.filter((r) => r.ok);
+  const changed = rollout.reports.reduce((n, r) => n + r.summary.changed, 0);
+  const named = (list: readonly HostProvisionReport[]): string => (list.length ? ` (${list.slice(0, 10).map((r) => r.host).join(', ')}${list.length > 10 ? ', ...' : ''})` : '');
+  const batches = rollout.batches.length > 1 ? ` in ${rollout.batches.length} batches` : '';
+  const line = `fleet: ${rollout.reports.length} hosts${batches}: ${ok.length} ok, ${failed.length} failed${named(failed)}, ${notRun.length} not run${named(notRun)}; ${changed} steps ${dryRun ? 'would change' : 'changed'}${rollout.stopped ? `; ${rollout.stopped}` : ''}`;
+  return { line, counts: { ok: ok.length, failed: failed.length, notRun: notRun.length, changed } };
+}
+
+/** A fleet event as one NDJSON object: what happened, never a diff or file content. */
+export function eventJson(event: FleetEvent): object {
+  if (event.type === 'step-end') {
+    const r = event.report;
+    return { type: 'step-end', host: event.host, step: r.id, status: r.status, why: r.why, changes: r.actions.length, durationMs: r.durationMs, ...(r.error ? { error: r.error } : {}) };
+  }
+  if (event.type === 'host-end') {
+    const r = event.report;
+    return { type: 'host-end', host: r.host, target: r.target, ok: r.ok, summary: r.summary, roundTrips: r.roundTrips, durationMs: r.durationMs, ...(r.error ? { error: r.error } : {}) };
+  }
+  return event;
 }

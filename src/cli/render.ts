@@ -42,6 +42,7 @@ export function renderFacts(f: HostFacts): string[] {
     ['Root fs', root ? `${size(root.availableBytes)} free of ${size(root.sizeBytes)}` : '?'],
     ['NICs', nics],
     ['Firmware', `${f.firmware.boot ?? '?'}, Secure Boot ${f.firmware.secureBoot === null ? 'unknown' : f.firmware.secureBoot ? 'on' : 'off'}`],
+    ...(f.reboot?.required ? [['Reboot', `required by ${f.reboot.packages.join(', ') || 'an upgrade'} (/var/run/reboot-required)`] as [string, string]] : []),
   ];
   return rows.map(([k, v]) => `  ${pad(k, 9)}${v}`);
 }

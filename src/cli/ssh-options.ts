@@ -15,6 +15,13 @@ export interface SshFlags {
 
 export const collect = (value: string, previous: string[] = []): string[] => [...previous, ...value.split(',').map((v) => v.trim()).filter(Boolean)];
 
+/** --host: like collect, but an empty name is refused (it used to vanish, and the run went to this machine). */
+export const collectHosts = (value: string, previous: string[] = []): string[] => {
+  const names = value.split(',').map((v) => v.trim());
+  if (names.some((n) => !n)) throw new UsageError(`--host ${JSON.stringify(value.replace(/[^\x20-\x7e]/g, '?').slice(0, 80))}: an empty host name`, { hint: 'name a host ([user@]host[:port] or an ssh config alias); without --host, check reads this machine' });
+  return [...previous, ...names];
+};
+
 export const positive = (name: string) => (value: string): number => {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1) throw new UsageError(`${name} must be a positive whole number, got "${value}"`);
@@ -28,6 +35,16 @@ export function addSshOptions(command: Command): Command {
     .option('--accept-new-host-key', 'record the key of a host not yet in known_hosts (a changed key is always refused)')
     .option('-i, --identity <file>', 'private key to offer first (repeatable)', collect)
     .addOption(new Option('--connect-timeout <seconds>', 'SSH connection timeout').argParser(positive('--connect-timeout')));
+}
+
+/** The flags that pick hosts and how many are worked on at once (check and provision). */
+export function addFleetOptions(command: Command, verb: string): Command {
+  return command
+    .option('--inventory <file>', 'an Ansible inventory (INI or YAML, with group_vars/ and host_vars/ beside it)')
+    .option('-l, --limit <pattern>', 'hosts of the inventory to use, as Ansible\'s patterns: group, host, glob, a:b, a:&b, a:!b, ~regex')
+    .option('--list-hosts', 'print the selected host names, one a line, and contact nothing')
+    .addOption(new Option('-f, --forks <n>', `hosts ${verb} at once (default: 8 per core, 10 to 50)`).argParser(positive('--forks')))
+    .addOption(new Option('--concurrency <n>', 'the same as --forks').argParser(positive('--concurrency')).hideHelp());
 }
 
 /** Checks the key files exist before anything connects, and turns the flags into transport options. */

@@ -114,6 +114,21 @@ export class CommandError extends ZanuriError {
   }
 }
 
+/**
+ * A provisioning step's own work failed on the host (apt could not install, a lock stayed held past
+ * its bound, a mirror did not answer): the step failed, exit 6, with the host's own words as the reason.
+ */
+export class StepFailedError extends ZanuriError {
+  readonly code = 'STEP_FAILED';
+  readonly exitCode = ExitCode.provisionFailed;
+  readonly target: string;
+
+  constructor(target: string, message: string, options?: { hint?: string; cause?: unknown }) {
+    super(message, options);
+    this.target = target;
+  }
+}
+
 export interface ErrorView {
   code: string;
   message: string;

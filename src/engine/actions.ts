@@ -1,11 +1,13 @@
 import { createHash } from 'node:crypto';
 import { createTwoFilesPatch } from 'diff';
-import { CommandError } from '../core/errors.js';
+import { CommandError, ConfigError, StepFailedError } from '../core/errors.js';
 import { octal, type Action, type FileSnapshot, type Handler, type ServiceOp } from '../core/plan.js';
 import { renderArgv } from '../core/quote.js';
 import { Secret } from '../core/secret.js';
-import type { Cmd } from '../core/types.js';
-import { aptInstallCmd, aptUpdateCmd } from '../resources/apt.js';
+import type { Cmd, RunResult } from '../core/types.js';
+import {
+  aptBoundsEnv, aptBoundsFrom, aptGetIndex, aptGuarded, aptSubcommand, aptInstallCmd, aptUpdateCmd, installBudgetSeconds, lockGaveUpExit, updateBudgetSeconds, type AptBounds,
+} from '../resources/apt.js';
 import type { RootRunner } from './host.js';
 
 /** Where replaced and removed files are kept: never beside them, where an include glob could pick them up. */
@@ -30,51 +32,121 @@ interface ActionKind<A extends Action> {
 }
 
 /**
+ * How long one validation may take (visudo, sshd -t, nginx -t, postgres -C, fail2ban-client -t):
+ * a check that hangs counts as a refusal, and the previous version is put back.
+ */
+export const defaultValidationSeconds = 120;
+
+/** The bounds of this run: apt's from ZANURI_APT_LOCK_TIMEOUT and ZANURI_APT_NET_TIMEOUT, validation's from ZANURI_VALIDATE_TIMEOUT. */
+export function runBounds(env: Readonly<Record<string, string | undefined>> = process.env): { apt: AptBounds; validationSeconds: number } {
+  try {
+    const apt = aptBoundsFrom(env);
+    const raw = env['ZANURI_VALIDATE_TIMEOUT'];
+    if (raw !== undefined && raw !== '' && (!/^[0-9]{1,5}$/.test(raw) || Number(raw) < 1)) throw new RangeError(`ZANURI_VALIDATE_TIMEOUT must be a whole number of seconds, not ${JSON.stringify(raw.slice(0, 40))}`);
+    return { apt, validationSeconds: raw ? Number(raw) : defaultValidationSeconds };
+  } catch (error) {
+    throw new ConfigError(error instanceof Error ? error.message : String(error));
+  }
+}
+
+/** Exit codes of the scripts below: the staged copy was refused, the change was refused in place (and undone), the bytes arrived wrong. */
+const refusedStaged = 3;
+const refusedInPlace = 5;
+const arrivedWrong = 4;
+
+/** A check under the validation deadline; a host without timeout(1) runs it unbounded. */
+const boundedFn = `bounded() { if command -v timeout >/dev/null 2>&1; then timeout -k 5 "$vt" "$@"; else "$@"; fi; }`;
+
+/**
  * Replaces a file atomically. The content arrives base64-encoded on stdin (exact bytes over any
  * transport) and is checked against its size and sha256 before anything else: a dropped connection
  * can never rename a truncated file into place. Then owner and mode, optional validation of the
  * staged copy ('{}' in its argv is the temp path), a copy of the old file in the backup tree,
- * fsync, rename. Arguments: dest mode owner group size sha256 [validate argv...].
+ * fsync, rename, and the optional check in place.
+ *
+ * A check in place (sshd -t, nginx -t: they read the whole configuration tree, so only the file in
+ * its place can be judged) runs in this same script, and a refusal puts the previous version back
+ * here too, from the backup copy. The script ignores HUP and PIPE and every check has a deadline, so
+ * neither a dropped connection nor a hung check can leave an unchecked file in place: the host ends
+ * with the new file checked, or the old one back. (Only a host that dies in those seconds can.)
+ * Arguments: dest mode owner group size sha256 validation-seconds n [n staged-check argv...] [in-place argv...].
  */
 const putScript = `set -eu
-dest=$1 mode=$2 owner=$3 group=$4 size=$5 sum=$6; shift 6
+trap '' HUP PIPE
+dest=$1 mode=$2 owner=$3 group=$4 size=$5 sum=$6 vt=$7 n=$8; shift 8
+${boundedFn}
+staged() { i=0; for a do shift; if [ $i -lt $n ]; then if [ "$a" = '{}' ]; then set -- "$@" "$tmp"; else set -- "$@" "$a"; fi; fi; i=$((i + 1)); done; [ $# -eq 0 ] || bounded "$@"; }
+inplace() { i=0; for a do shift; if [ $i -ge $n ]; then set -- "$@" "$a"; fi; i=$((i + 1)); done; [ $# -eq 0 ] || bounded "$@"; }
 mkdir -p -- "$(dirname -- "$dest")"
 tmp=$(mktemp -- "$dest.zanuri-XXXXXX")
 trap 'rm -f -- "$tmp"' EXIT
 base64 -d > "$tmp"
 if [ "$(wc -c < "$tmp")" -ne "$size" ] || [ "$(sha256sum < "$tmp" | cut -d' ' -f1)" != "$sum" ]; then
-  echo "zanuri: the new $dest arrived incomplete or changed; the old file is untouched" >&2; exit 4
+  echo "zanuri: the new $dest arrived incomplete or changed; the old file is untouched" >&2; exit ${arrivedWrong}
 fi
 chown "$owner:$group" "$tmp"
 chmod "$mode" "$tmp"
-if [ $# -gt 0 ]; then
-  for a do shift; if [ "$a" = '{}' ]; then set -- "$@" "$tmp"; else set -- "$@" "$a"; fi; done
-  "$@" >&2 || { echo "zanuri: validation refused the new $dest; the old file is untouched" >&2; exit 3; }
-fi
-if [ -e "$dest" ]; then mkdir -p -- "${backupRoot}$(dirname -- "$dest")"; cp -p -- "$dest" "${backupRoot}$dest"; fi
+if ! staged "$@" >&2; then echo "zanuri: validation refused the new $dest (or did not finish within \${vt}s); the old file is untouched" >&2; exit ${refusedStaged}; fi
+bak=${backupRoot}$dest had=0
+if [ -e "$dest" ]; then had=1; mkdir -p -- "$(dirname -- "$bak")"; cp -p -- "$dest" "$bak"; fi
 sync -- "$tmp" 2>/dev/null || sync
 mv -f -- "$tmp" "$dest"
-trap - EXIT`;
+trap - EXIT
+if [ $# -gt "$n" ] && ! inplace "$@" >&2; then
+  if [ $had = 1 ]; then back=$(mktemp -- "$dest.zanuri-XXXXXX"); cp -p -- "$bak" "$back"; mv -f -- "$back" "$dest"; else rm -f -- "$dest"; fi
+  echo "zanuri: the new $dest was refused in place (or its check did not finish within \${vt}s); the previous version is back" >&2; exit ${refusedInPlace}
+fi`;
 
+/** Moves a file to the backup tree; with a check in place, puts it back when the check refuses. Arguments: path validation-seconds [in-place argv...]. */
 const removeScript = `set -eu
-mkdir -p -- "${backupRoot}$(dirname -- "$1")"
-mv -f -- "$1" "${backupRoot}$1"`;
+trap '' HUP PIPE
+path=$1 vt=$2; shift 2
+${boundedFn}
+bak=${backupRoot}$path
+mkdir -p -- "$(dirname -- "$bak")"
+mv -f -- "$path" "$bak"
+if [ $# -gt 0 ] && ! bounded "$@" >&2; then
+  back=$(mktemp -- "$path.zanuri-XXXXXX"); cp -p -- "$bak" "$back"; mv -f -- "$back" "$path"
+  echo "zanuri: removing $path was refused in place (or its check did not finish within \${vt}s); the file is back" >&2; exit ${refusedInPlace}
+fi`;
 
-/** Points a symbolic link at its target, replacing whatever link was there. Arguments: target path. */
+/**
+ * Points a symbolic link at its target ('' removes it); with a check in place, points it back where it
+ * pointed when the check refuses. Arguments: target path validation-seconds [in-place argv...].
+ */
 const linkScript = `set -eu
-mkdir -p -- "$(dirname -- "$2")"
-ln -sfn -- "$1" "$2"`;
+trap '' HUP PIPE
+target=$1 path=$2 vt=$3; shift 3
+${boundedFn}
+old=$(readlink -- "$path" 2>/dev/null || true)
+if [ -n "$target" ]; then mkdir -p -- "$(dirname -- "$path")"; ln -sfn -- "$target" "$path"; else rm -f -- "$path"; fi
+if [ $# -gt 0 ] && ! bounded "$@" >&2; then
+  if [ -n "$old" ]; then ln -sfn -- "$old" "$path"; else rm -f -- "$path"; fi
+  echo "zanuri: the link $path was refused in place (or its check did not finish within \${vt}s); it points where it did" >&2; exit ${refusedInPlace}
+fi`;
 
 const bytesOf = (content: string | Buffer | Secret): Buffer =>
   Buffer.isBuffer(content) ? content : Buffer.from(content instanceof Secret ? content.reveal() : content, 'utf8');
 
-export function putCmd(path: string, content: string | Buffer | Secret, mode: number, owner: string, group: string, validate?: Cmd): Cmd {
+export function putCmd(path: string, content: string | Buffer | Secret, mode: number, owner: string, group: string, validate?: Cmd, validateInPlace?: Cmd, validationSeconds = defaultValidationSeconds): Cmd {
   const bytes = bytesOf(content);
   const encoded = bytes.toString('base64');
+  const staged = validate?.argv ?? [];
   return {
-    argv: ['sh', '-c', putScript, 'zanuri-put', path, mode.toString(8), owner, group, String(bytes.length), createHash('sha256').update(bytes).digest('hex'), ...(validate?.argv ?? [])],
+    argv: ['sh', '-c', putScript, 'zanuri-put', path, mode.toString(8), owner, group, String(bytes.length), createHash('sha256').update(bytes).digest('hex'),
+      String(validationSeconds), String(staged.length), ...staged, ...(validateInPlace?.argv ?? [])],
     stdin: content instanceof Secret ? new Secret(encoded) : encoded,
   };
+}
+
+/** A script's deadline: its checks (each bounded by validationSeconds) and the transfer around them. */
+const scriptTimeoutMs = (validationSeconds: number): number => (2 * validationSeconds + 120) * 1000;
+
+/** Runs one of the scripts above; exit 5 means the check in place refused and the script put the previous state back. */
+async function mustChecked(root: RootRunner, cmd: Cmd, what: string, inPlace: string, validationSeconds: number): Promise<void> {
+  const result = await root.run(cmd, { timeoutMs: scriptTimeoutMs(validationSeconds) });
+  if (result.ok) return;
+  throw new CommandError(result, result.exitCode === refusedInPlace ? `validating ${inPlace} in place (the previous version was put back)` : what);
 }
 
 export function serviceCmd(unit: string, op: ServiceOp): Cmd {
@@ -95,22 +167,11 @@ export async function restoreFile(root: RootRunner, path: string, before: FileSn
     await root.must({ argv: ['rm', '-f', '--', path] }, `removing ${path}`);
     return;
   }
-  await root.must(putCmd(path, before.content, before.mode, before.owner, before.group), `restoring ${path}`);
+  await root.must(putCmd(path, before.content, before.mode, before.owner, before.group), `restoring ${path}`, { timeoutMs: scriptTimeoutMs(0) });
 }
 
-async function setLink(root: RootRunner, path: string, target: string | null): Promise<void> {
-  await root.must(target === null ? { argv: ['rm', '-f', '--', path] } : { argv: ['sh', '-c', linkScript, 'zanuri-link', target, path] },
-    target === null ? `removing the link ${path}` : `linking ${path} to ${target}`);
-}
-
-/** Runs `check` after a change is in place; on failure puts the old state back and throws. */
-async function validatedInPlace(root: RootRunner, check: Cmd | undefined, what: string, undo: () => Promise<void>): Promise<void> {
-  if (!check) return;
-  const result = await root.run(check);
-  if (result.ok) return;
-  await undo();
-  throw new CommandError(result, `validating ${what} in place (the previous version was put back)`);
-}
+const linkCmd = (path: string, target: string | null, validateInPlace: Cmd | undefined, validationSeconds: number): Cmd =>
+  ({ argv: ['sh', '-c', linkScript, 'zanuri-link', target ?? '', path, String(validationSeconds), ...(validateInPlace?.argv ?? [])] });
 
 function unifiedDiff(path: string, before: Buffer | null, after: string | Buffer | Secret): string {
   if (after instanceof Secret) return `--- ${path}\n+++ ${path}\n(secret content: not shown)\n`;
@@ -121,22 +182,50 @@ function unifiedDiff(path: string, before: Buffer | null, after: string | Buffer
 
 const none = async (): Promise<Handler[]> => [];
 
-async function retry<T>(attempts: number, work: () => Promise<T>): Promise<T> {
-  for (let i = 1; ; i += 1) {
-    try {
-      return await work();
-    } catch (error) {
-      if (i >= attempts) throw error;
-      await new Promise((r) => setTimeout(r, 2000 * i));
+/** The last lines apt printed, as the reason a step failed: errors first (stderr), else its output. */
+function aptReason(result: RunResult): string {
+  const lines = (text: string): string[] => text.split('\n').map((l) => l.trim()).filter(Boolean);
+  const err = lines(result.stderr);
+  return (err.length ? err : lines(result.stdout)).slice(-4).join(' | ') || `exit ${result.exitCode ?? 'killed'}`;
+}
+
+/**
+ * Runs an apt-get command under its bounds: the lock wait and apt's network timeouts (aptGuarded), and
+ * a deadline for the whole command after which it is killed on the host. `apt-get update` is tried
+ * again while its time budget lasts (a flaky mirror), never after a lock that stayed held or a
+ * deadline that passed: those already took their whole bound. A failure is the step's (exit 6), its
+ * reason apt's own last lines.
+ */
+export async function runApt(root: RootRunner, cmd: Cmd, what: string, bounds: AptBounds = runBounds().apt): Promise<RunResult> {
+  const update = aptSubcommand(cmd) === 'update';
+  const budgetMs = (update ? updateBudgetSeconds(bounds) : installBudgetSeconds(bounds)) * 1000;
+  const started = Date.now();
+  for (let attempt = 1; ; attempt += 1) {
+    const leftMs = budgetMs - (Date.now() - started);
+    const result = await root.run(aptGuarded(cmd, bounds), { timeoutMs: bounds.lockWaitSeconds * 1000 + Math.max(leftMs, 1000) });
+    for (const line of result.stderr.split('\n')) if (line.startsWith('zanuri: waited ')) root.note(line.slice('zanuri: '.length));
+    if (result.ok) return result;
+    const final = !update || attempt >= 3 || result.exitCode === null || result.exitCode === lockGaveUpExit || budgetMs - (Date.now() - started) < 2000 * attempt;
+    if (final) {
+      const bound = result.exitCode === null ? ` (its bound: ${bounds.lockWaitSeconds} s for the locks + ${Math.round(budgetMs / 1000)} s)` : '';
+      throw new StepFailedError(result.target, `${what} failed on ${result.target}${attempt > 1 ? ` after ${attempt} attempts` : ''}${bound}: ${aptReason(result)}`, {
+        hint: result.exitCode === lockGaveUpExit
+          ? `wait for that process to finish, or raise the bound (${aptBoundsEnv.lockWaitSeconds}=SECONDS), and run again`
+          : 'check the host\'s apt sources and its mirror or proxy (apt-get update on the host), then run again',
+      });
     }
+    await new Promise((r) => setTimeout(r, 2000 * attempt));
   }
 }
+
+const isApt = (cmd: Cmd): boolean => aptGetIndex(cmd) >= 0;
 
 const kinds: { [K in Action['kind']]: ActionKind<Extract<Action, { kind: K }>> } = {
   packages: {
     async apply(root, a) {
-      await retry(3, () => root.must(aptUpdateCmd, 'apt-get update', { timeoutMs: 600_000 }));
-      await root.must(aptInstallCmd(a.install), `installing ${a.install.join(' ')}`, { timeoutMs: 1_800_000 });
+      const { apt } = runBounds();
+      await runApt(root, aptUpdateCmd, 'apt-get update', apt);
+      await runApt(root, aptInstallCmd(a.install), `installing ${a.install.join(' ')}`, apt);
       return [];
     },
     undo: none,
@@ -144,20 +233,23 @@ const kinds: { [K in Action['kind']]: ActionKind<Extract<Action, { kind: K }>> }
   },
   run: {
     async apply(root, a) {
-      await root.must(a.cmd, a.display ?? a.why, { timeoutMs: 600_000 });
+      if (isApt(a.cmd)) await runApt(root, a.cmd, a.display ?? a.why);
+      else await root.must(a.cmd, a.display ?? a.why, { timeoutMs: 600_000 });
       return a.notify ?? [];
     },
     async undo(root, a) {
       if (!a.undo) return [];
-      await root.must(a.undo, `undoing: ${a.display ?? renderArgv(a.cmd.argv)}`, { timeoutMs: 600_000 });
+      const what = `undoing: ${a.display ?? renderArgv(a.cmd.argv)}`;
+      if (isApt(a.undo)) await runApt(root, a.undo, what);
+      else await root.must(a.undo, what, { timeoutMs: 600_000 });
       return a.notify ?? [];
     },
     view: (a) => ({ summary: a.display ?? renderArgv(a.cmd.argv) }),
   },
   put: {
     async apply(root, a) {
-      await root.must(putCmd(a.path, a.content, a.mode, a.owner, a.group, a.validate), `writing ${a.path}`);
-      await validatedInPlace(root, a.validateInPlace, a.path, () => restoreFile(root, a.path, a.before));
+      const { validationSeconds } = runBounds();
+      await mustChecked(root, putCmd(a.path, a.content, a.mode, a.owner, a.group, a.validate, a.validateInPlace, validationSeconds), `writing ${a.path}`, a.path, validationSeconds);
       return a.notify ?? [];
     },
     async undo(root, a) {
@@ -171,8 +263,9 @@ const kinds: { [K in Action['kind']]: ActionKind<Extract<Action, { kind: K }>> }
   },
   remove: {
     async apply(root, a) {
-      await root.must({ argv: ['sh', '-c', removeScript, 'zanuri-remove', a.path] }, `removing ${a.path}`);
-      await validatedInPlace(root, a.validateInPlace, `the removal of ${a.path}`, () => restoreFile(root, a.path, a.before));
+      const { validationSeconds } = runBounds();
+      const cmd: Cmd = { argv: ['sh', '-c', removeScript, 'zanuri-remove', a.path, String(validationSeconds), ...(a.validateInPlace?.argv ?? [])] };
+      await mustChecked(root, cmd, `removing ${a.path}`, `the removal of ${a.path}`, validationSeconds);
       return a.notify ?? [];
     },
     async undo(root, a) {
@@ -206,12 +299,13 @@ const kinds: { [K in Action['kind']]: ActionKind<Extract<Action, { kind: K }>> }
   },
   link: {
     async apply(root, a) {
-      await setLink(root, a.path, a.target);
-      await validatedInPlace(root, a.validateInPlace, `the link ${a.path}`, () => setLink(root, a.path, a.before));
+      const { validationSeconds } = runBounds();
+      await mustChecked(root, linkCmd(a.path, a.target, a.validateInPlace, validationSeconds), a.target === null ? `removing the link ${a.path}` : `linking ${a.path} to ${a.target}`,
+        `the link ${a.path}`, validationSeconds);
       return a.notify ?? [];
     },
     async undo(root, a) {
-      await setLink(root, a.path, a.before);
+      await root.must(linkCmd(a.path, a.before, undefined, 0), a.before === null ? `removing the link ${a.path}` : `linking ${a.path} back to ${a.before}`);
       return a.notify ?? [];
     },
     view: (a) => ({ summary: `${a.target === null ? `remove the link ${a.path}` : `link ${a.path} -> ${a.target}`}${a.before === null ? '' : ` (was -> ${a.before})`}` }),

@@ -16,7 +16,12 @@ const load = {
   requestsPerLevel: 20,
   levelMaxMs: 120_000,
   timeoutMs: 300_000,
-  stallMs: 60_000,
+  /** A measured request with no token this long failed (queueing at high concurrency included). */
+  firstTokenMs: 60_000,
+  /** Tokens that stop this long mean a stalled server: reported in seconds, not minutes. */
+  stallMs: 10_000,
+  /** A closed load level measures at least this many times its concurrency, so it holds it. */
+  roundsPerLevel: 3,
 } as const;
 
 /** `zanuri bench`, unless flags say otherwise. Concurrency 1 is the single-stream run. */

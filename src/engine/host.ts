@@ -1,5 +1,9 @@
 import { CommandError, UnreachableError } from '../core/errors.js';
+import { underDeadline } from '../core/deadline.js';
 import type { Cmd, RunOptions, RunResult, Transport } from '../core/types.js';
+
+/** The deadline of a root command that names none: long enough for any check, short of a hung run. */
+export const defaultCommandTimeoutMs = 300_000;
 
 /** Bounds of a reboot: how long the host may take to go down, and to answer SSH again. */
 export const rebootBounds = { downMs: 120_000, upMs: 600_000, pollMs: 1_000 };
@@ -16,6 +20,18 @@ export class RootRunner {
     this.#transport = transport;
   }
 
+  /** What the host made this run wait for (a lock), for the report of the step that waited. */
+  readonly #notes: string[] = [];
+
+  note(line: string): void {
+    this.#notes.push(line);
+  }
+
+  /** The notes since the last call, emptied. */
+  takeNotes(): string[] {
+    return this.#notes.splice(0);
+  }
+
   get transport(): Transport {
     return this.#transport;
   }
@@ -24,8 +40,15 @@ export class RootRunner {
     return this.loginIsRoot ? cmd : { ...cmd, argv: ['sudo', '-n', '--', ...cmd.argv] };
   }
 
+  /**
+   * Every command has a deadline (defaultCommandTimeoutMs unless the caller gives one), enforced on
+   * the host by the transport. Through sudo a second `timeout` runs as root inside it: the login
+   * user's `timeout` may not send KILL to root's processes, and sudo relays TERM only.
+   */
   run(cmd: Cmd, options?: RunOptions): Promise<RunResult> {
-    return this.#transport.run(this.wrap(cmd), options);
+    const timeoutMs = options?.timeoutMs ?? defaultCommandTimeoutMs;
+    const inner = this.loginIsRoot ? cmd : { ...cmd, argv: underDeadline(cmd.argv, timeoutMs) };
+    return this.#transport.run(this.wrap(inner), { ...options, timeoutMs });
   }
 
   async must(cmd: Cmd, what: string, options?: RunOptions): Promise<RunResult> {

@@ -1,8 +1,8 @@
 import type { Templates } from '../core/content.js';
-import { ConfigError, ZanuriError, errorView } from '../core/errors.js';
+import { ConfigError, ExitCode, ZanuriError, errorView } from '../core/errors.js';
 import type { Action, Handler, Plan } from '../core/plan.js';
 import type { Transport } from '../core/types.js';
-import { packagesFact, type FactRequest, type FactValues } from '../facts/state.js';
+import { fileFact, packagesFact, type FactRequest, type FactValues } from '../facts/state.js';
 import type { Resource } from '../resources/types.js';
 import { planStep, resourceFacts, servedPorts, stepFacts } from '../steps/plan.js';
 import type { AnyStep, HostContext, HostInfo, PlanContext } from '../steps/types.js';
@@ -43,7 +43,23 @@ export interface HostProvisionReport {
   summary: { changed: number; unchanged: number; failed: number };
   roundTrips: number;
   durationMs: number;
+  /** The reboots this run made, each with the step that needed it and why. */
+  reboots: { step: string; why: string }[];
+  /**
+   * A reboot still owed: found at the start (an earlier --no-reboot run left it), or left by this
+   * run's --no-reboot, which then stops before the steps that would need the rebooted host.
+   */
+  rebootPending?: { step: string; why: string; since: 'an earlier run' | 'this run' };
   error?: { code: string; message: string; hint?: string; exitCode: number };
+}
+
+/** Where a run that was told not to reboot records that the host owes one; /run is emptied by the boot that pays it. */
+export const rebootMarkerPath = '/run/zanuri/reboot-required';
+
+/** The marker's one line: "<step>: <why>". */
+function parseMarker(content: string | null): { step: string; why: string } | null {
+  const match = /^([a-z0-9-]+): (.+)$/m.exec(content ?? '');
+  return match ? { step: match[1] ?? '', why: match[2] ?? '' } : null;
 }
 
 export type ProvisionEvent =
@@ -54,7 +70,12 @@ export interface ProvisionOptions {
   dryRun: boolean;
   connect: ConnectOptions;
   templates: Templates;
+  /** --no-reboot: a step that needs a reboot stops the run there, and the host is left saying a reboot is pending. */
+  noReboot?: boolean;
   onEvent?: (event: ProvisionEvent) => void;
+  /** More facts read in the first round trip (zanuri audit's own observations), handed to onFacts with every value read there. */
+  extraFacts?: readonly FactRequest<unknown>[];
+  onFacts?: (values: FactValues, loginUser: string) => void;
 }
 
 /** Orders steps so each runs after the selected steps it names in `after`; otherwise keeps the given order. */
@@ -79,7 +100,7 @@ export function orderSteps(selected: readonly SelectedStep[]): SelectedStep[] {
  * here with the template's file:line, and nothing has been touched.
  */
 export function preflight(selected: readonly SelectedStep[], templates: Templates): void {
-  const ctx: PlanContext = { loginUser: 'root', sshPort: 22, local: false, templates, served: servedPorts(selected) };
+  const ctx: PlanContext = { loginUser: 'root', sshPort: 22, local: false, templates, served: servedPorts(selected), selected: selected.map((s) => s.step.id) };
   for (const { step, params } of selected) planStep(step, blankFacts, params, ctx);
 }
 
@@ -97,6 +118,8 @@ export async function provisionHost(host: string | null, selected: readonly Sele
   const name = host ?? 'local';
   const steps = orderSteps(selected);
   const reports: StepReport[] = [];
+  const reboots: { step: string; why: string }[] = [];
+  let rebootPending: HostProvisionReport['rebootPending'];
   let transport: Transport | null = null;
   let root: RootRunner | null = null;
   const finish = (error?: unknown): HostProvisionReport => {
@@ -110,6 +133,7 @@ export async function provisionHost(host: string | null, selected: readonly Sele
     return {
       host: name, target: current?.target ?? name, ok: failure === undefined && summary.failed === 0, dryRun: options.dryRun,
       steps: reports, summary, roundTrips: current?.roundTrips ?? 0, durationMs: Math.round(performance.now() - started),
+      reboots, ...(rebootPending ? { rebootPending } : {}),
       ...(failure ? { error: failure } : {}),
     };
   };
@@ -127,7 +151,8 @@ export async function provisionHost(host: string | null, selected: readonly Sele
 
     let info: HostInfo = { loginUser: '', sshPort: connection.sshPort, local: host === null };
     const served = servedPorts(steps);
-    let ctx: PlanContext = { ...info, templates: options.templates, served };
+    const selectedIds = steps.map((s) => s.step.id);
+    let ctx: PlanContext = { ...info, templates: options.templates, served, selected: selectedIds };
     /** The facts of these steps: their own, and those of the resources they declare on `values`. */
     const requests = (remaining: readonly SelectedStep[], values: FactValues): FactRequest<unknown>[] =>
       remaining.flatMap((s) => [...stepFacts(s.step, s.params, info), ...resourceFacts(s.step.resources(values, s.params, ctx))]);
@@ -135,12 +160,26 @@ export async function provisionHost(host: string | null, selected: readonly Sele
     const discover = (remaining: readonly SelectedStep[]): FactRequest<unknown>[] => requests(remaining, blankFacts);
 
     // First round trip: who we are (root or sudo -n), systemd, installed packages and every step's facts.
-    const first = await gatherAsRoot(connection, [pkgFact, ...discover(steps)]);
+    const marker = fileFact(rebootMarkerPath);
+    const first = await gatherAsRoot(connection, [pkgFact, marker, ...discover(steps), ...(options.extraFacts ?? [])]);
+    options.onFacts?.(first.values, first.loginUser);
+    const owed = parseMarker(first.values.get(marker).content);
+    if (owed) rebootPending = { ...owed, since: 'an earlier run' };
     root = new RootRunner(connection, first.loginIsRoot, host === null ? null : () => connect(host, options.connect));
     const runner = root;
     info = { ...info, loginUser: first.loginUser };
-    ctx = { ...info, templates: options.templates, served };
+    ctx = { ...info, templates: options.templates, served, selected: selectedIds };
     let values: Values = first.values;
+    // A step that refuses what these facts show (a firewall that would shut this connection out, an
+    // sshd configuration it cannot harden) stops the host here, before any step changes anything.
+    const known: FactValues = { get: <T>(r: FactRequest<T>): T => (values.has(r) ? values.get(r) : r.parse('')) };
+    for (const s of steps) {
+      try {
+        planStep(s.step, known, s.params, ctx);
+      } catch (error) {
+        if (error instanceof ZanuriError) throw error;
+      }
+    }
 
     /** Reads any fact a step's resources need that is not known yet (resources whose paths depend on facts). */
     const complete = async (step: SelectedStep): Promise<void> => {
@@ -187,7 +226,7 @@ export async function provisionHost(host: string | null, selected: readonly Sele
           await applyAction(runner, action);
           values = await gather(runner, [pkgFact, ...discover(steps)]);
         }
-        report = { id: 'packages', title: 'Packages', status: options.dryRun ? 'would-change' : 'changed', why: action.why, actions: [viewAction(action)], durationMs: 0 };
+        report = { id: 'packages', title: 'Packages', status: options.dryRun ? 'would-change' : 'changed', why: [action.why, ...runner.takeNotes()].join('; '), actions: [viewAction(action)], durationMs: 0 };
       }
       emit(report, stepStarted);
     }
@@ -196,8 +235,20 @@ export async function provisionHost(host: string | null, selected: readonly Sele
       const { step, params } = selectedStep;
       const stepStarted = performance.now();
       options.onEvent?.({ type: 'step-start', host: name, step: step.id, title: step.title });
-      await complete(selectedStep);
-      const plan = planStep(step, values, params, ctx);
+      let plan: Plan;
+      try {
+        await complete(selectedStep);
+        plan = planStep(step, values, params, ctx);
+      } catch (error) {
+        // A step that refuses (Secure Boot, a CUDA the driver cannot run) stops here, before any change of its own.
+        if (!(error instanceof ZanuriError) || error.exitCode !== ExitCode.provisionFailed) throw error;
+        const view = errorView(error);
+        emit({ id: step.id, title: step.title, status: 'failed', why: view.hint ? `${view.message}\n${view.hint}` : view.message, actions: [], durationMs: 0, error: view }, stepStarted);
+        for (const rest of steps.slice(index + 1)) {
+          reports.push({ id: rest.step.id, title: rest.step.title, status: 'not-run', why: `not run: ${step.id} failed`, actions: [], durationMs: 0 });
+        }
+        break;
+      }
       const base = { id: step.id, title: step.title, actions: plan.actions.map(viewAction) };
       let report: StepReport;
       if ('noop' in plan) {
@@ -209,10 +260,23 @@ export async function provisionHost(host: string | null, selected: readonly Sele
           if (checkpoint) plannedBefore = `${step.id} made sure that ${checkpoint}`;
         }
       } else {
+        let deferred: string | null = null;
         report = await applyStep(runner, context, selectedStep, ctx, () => values, async () => {
           await regather(steps.slice(index));
           return values;
-        });
+        }, options.noReboot ? async (why) => {
+          deferred = why;
+          await runner.must({ argv: ['sh', '-c', 'mkdir -p -- "${1%/*}" && printf \'%s\\n\' "$2" > "$1"', 'zanuri-reboot-marker', rebootMarkerPath, `${step.id}: ${why}`] }, 'recording the pending reboot');
+        } : null);
+        reboots.push(...report.actions.filter((a) => a.kind === 'reboot').map((a) => ({ step: step.id, why: a.why })));
+        if (deferred !== null && report.status === 'changed') {
+          rebootPending = { step: step.id, why: deferred, since: 'this run' };
+          emit({ ...report, why: `${report.why}; a reboot is pending (--no-reboot): ${deferred}` }, stepStarted);
+          for (const rest of steps.slice(index + 1)) {
+            reports.push({ id: rest.step.id, title: rest.step.title, status: 'not-run', why: `not run: a reboot is pending (--no-reboot): ${deferred}`, actions: [], durationMs: 0 });
+          }
+          break;
+        }
         if (report.status === 'changed') {
           // Re-read the facts of this step and the ones still to come: a step whose re-plan is not empty is a bug.
           await regather(steps.slice(index));
@@ -246,6 +310,8 @@ export async function provisionHost(host: string | null, selected: readonly Sele
 async function applyStep(
   root: RootRunner, context: HostContext, { step, params }: SelectedStep, ctx: PlanContext,
   current: () => FactValues, reread: () => Promise<FactValues>,
+  /** Given with --no-reboot: called instead of rebooting, and the step ends there. */
+  deferReboot: ((why: string) => Promise<void>) | null = null,
 ): Promise<StepReport> {
   const base = { id: step.id, title: step.title, durationMs: 0 };
   try {
@@ -263,9 +329,24 @@ async function applyStep(
     for (let next = resources[0]; next; next = resources.find((r) => !done.has(r.id))) {
       done.add(next.id);
       const actions = next.plan(facts);
+      let stop = false;
       for (const action of actions) {
+        if (action.kind === 'reboot' && deferReboot) {
+          await deferReboot(action.why);
+          stop = true;
+          break;
+        }
+        // A unit this step starts reads its new configuration as it starts: a restart queued before
+        // would only race its start-up (fail2ban hangs when stopped while it creates its jails).
+        if (action.kind === 'service' && (action.op === 'start' || action.op === 'enable-now')) {
+          for (let i = handlers.length - 1; i >= 0; i -= 1) if (handlers[i]?.unit === action.unit) handlers.splice(i, 1);
+        }
         handlers.push(...(await applyAction(root, action)));
         applied.push(action);
+      }
+      if (stop) {
+        for (const handler of dedupeHandlers(handlers)) await root.must(handlerCmd(handler), `systemctl ${handler.op} ${handler.unit}`, { timeoutMs: 300_000 });
+        return { ...base, actions: applied.map(viewAction), status: 'changed', why: applied.map((a) => a.why).join('; ') || 'nothing but the reboot' };
       }
       if (checkpointOf(next, actions)) {
         facts = await reread();
@@ -274,7 +355,7 @@ async function applyStep(
     }
     for (const handler of dedupeHandlers(handlers)) await root.must(handlerCmd(handler), `systemctl ${handler.op} ${handler.unit}`, { timeoutMs: 300_000 });
     await step.verify?.(context, params);
-    return { ...base, actions: applied.map(viewAction), status: 'changed', why: applied.map((a) => a.why).join('; ') };
+    return { ...base, actions: applied.map(viewAction), status: 'changed', why: [...applied.map((a) => a.why), ...root.takeNotes()].join('; ') };
   } catch (error) {
     const cause = errorView(error);
     const actions = applied.map(viewAction);

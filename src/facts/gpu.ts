@@ -283,3 +283,77 @@ export function gpuFacts(nvidiaSmiQ: string, lspci: string): GpuFacts {
     }));
   return { driverVersion: smi.driverVersion, cudaVersion: smi.cudaVersion, devices: [...smi.devices, ...missing] };
 }
+
+/** NVIDIA devices on the PCI bus: GPUs (display/3D controllers, class 03xx) and NVSwitch bridges (class 0680). */
+export interface NvidiaPci {
+  gpus: LspciDevice[];
+  nvswitches: LspciDevice[];
+}
+
+export function nvidiaPci(lspci: string): NvidiaPci {
+  const nvidia = parseLspci(lspci).filter((d) => d.vendorId === NVIDIA_VENDOR_ID);
+  return {
+    gpus: nvidia.filter((d) => d.classId.startsWith('03')),
+    // An HGX/DGX baseboard's NVSwitches show as bridges ("Bridge [0680]: NVIDIA Corporation GH100 [H100 NVSwitch]").
+    nvswitches: nvidia.filter((d) => d.classId === '0680'),
+  };
+}
+
+/** GPU architecture generations that decide which kernel modules a driver may use. */
+export type GpuGeneration = 'pre-turing' | 'turing' | 'ampere' | 'ada' | 'hopper' | 'blackwell' | 'unknown';
+
+const GENERATION_BY_CHIP: ReadonlyArray<readonly [RegExp, GpuGeneration]> = [
+  [/\bG[KMPV]\d{3}/, 'pre-turing'], // Kepler, Maxwell, Pascal, Volta
+  [/\bTU\d{3}/, 'turing'],
+  [/\bGA\d{3}/, 'ampere'],
+  [/\bAD\d{3}/, 'ada'],
+  [/\bGH\d{3}/, 'hopper'],
+  [/\bGB\d{3}/, 'blackwell'],
+];
+
+/**
+ * The generation from the chip name lspci prints ("GH100 [H100 SXM5 80GB]"), else from the device id's range
+ * (the sysfs fallback prints no names). Ranges from pci.ids: TU10x 1e00-1fff and TU11x 2180-21ff, GA100 20b0-20ff,
+ * GA10x 2200-22ff and 2400-25ff, GH100/GH200 2300-23ff, AD10x 2600-28ff, GB100/GB20x 2900-2fff.
+ */
+export function gpuGeneration(device: LspciDevice): GpuGeneration {
+  for (const [pattern, generation] of GENERATION_BY_CHIP) if (pattern.test(device.description)) return generation;
+  const id = parseInt(device.deviceId, 16);
+  if (Number.isNaN(id)) return 'unknown';
+  if (id < 0x1e00) return 'pre-turing';
+  return DEVICE_ID_RANGES.find(([from, to]) => id >= from && id < to)?.[2] ?? 'unknown';
+}
+
+const DEVICE_ID_RANGES: ReadonlyArray<readonly [number, number, GpuGeneration]> = [
+  [0x1e00, 0x2000, 'turing'], [0x20b0, 0x2100, 'ampere'], [0x2180, 0x2200, 'turing'], [0x2200, 0x2300, 'ampere'],
+  [0x2300, 0x2400, 'hopper'], [0x2400, 0x2600, 'ampere'], [0x2600, 0x2900, 'ada'], [0x2900, 0x3000, 'blackwell'],
+];
+
+export type SecureBootState = 'enabled' | 'disabled' | 'not-uefi' | 'unknown';
+
+/**
+ * `mokutil --sb-state`: "SecureBoot enabled" / "SecureBoot disabled" (mokutil's own printf), "EFI variables are
+ * not supported on this system" on a BIOS boot, where Secure Boot cannot be on. Anything else is unknown.
+ */
+export function parseMokutilSbState(text: string): SecureBootState {
+  if (/^SecureBoot enabled$/m.test(text)) return 'enabled';
+  if (/^SecureBoot disabled$/m.test(text)) return 'disabled';
+  if (/EFI variables are not supported/i.test(text)) return 'not-uefi';
+  return 'unknown';
+}
+
+/** The loaded kernel module's version: /sys/module/nvidia/version ("535.216.01") or /proc/driver/nvidia/version's NVRM line. */
+export function parseLoadedNvidiaVersion(text: string): string | null {
+  const nvrm = /NVRM version:.*?\s(\d{3,}\.\d+(?:\.\d+)?)\s/.exec(text);
+  if (nvrm) return nvrm[1] ?? null;
+  const plain = /^\s*(\d{3,}\.\d+(?:\.\d+)?)\s*$/.exec(text);
+  return plain?.[1] ?? null;
+}
+
+/** The upstream driver version inside a Debian package version: "535.216.01-1~deb12u1" -> "535.216.01", "1:560.35.03-1" -> "560.35.03". */
+export function driverVersionOf(packageVersion: string): string | null {
+  return /^(?:\d+:)?(\d{3,}\.\d+(?:\.\d+)?)/.exec(packageVersion)?.[1] ?? null;
+}
+
+/** The branch of a driver version: "535.216.01" -> 535. */
+export const branchOf = (version: string): number => Number(version.split('.')[0]);

@@ -11,6 +11,7 @@ import { parseDf, filesystemsProbe } from './filesystems.js';
 import { parseNics, networkProbe } from './network.js';
 import { parseFirmware, firmwareProbe } from './firmware.js';
 import { parseSoftware, softwareProbe } from './software.js';
+import { parseRebootRequired, rebootProbe } from './reboot.js';
 
 const gpuProbe: ProbeSection[] = [
   { name: 'nvidia-smi', script: 'has nvidia-smi && nvidia-smi -q' },
@@ -37,7 +38,7 @@ const diskProbe: ProbeSection[] = [
 
 export const hostProbeSections: readonly ProbeSection[] = [
   ...osProbe, ...cpuProbe, ...memoryProbe, ...gpuProbe, ...diskProbe,
-  ...filesystemsProbe, ...networkProbe, ...firmwareProbe, ...softwareProbe,
+  ...filesystemsProbe, ...networkProbe, ...firmwareProbe, ...softwareProbe, ...rebootProbe,
 ];
 
 export const hostProbeScript = composeProbe(hostProbeSections);
@@ -57,6 +58,7 @@ export function parseHostFacts(probeOutput: string): HostFacts {
     nics: parseNics(get('nics')),
     firmware: parseFirmware(get('firmware')),
     software: parseSoftware(get('software')),
+    reboot: parseRebootRequired(get('reboot-required')),
   };
 }
 

@@ -87,8 +87,8 @@ export function packagesFact(names: readonly string[]): FactRequest<Record<strin
       const versions: Record<string, string | null> = Object.fromEntries(sorted.map((n) => [n, null]));
       for (const line of output.split('\n')) {
         const [name, status, version] = line.split('\t');
-        // "ii " = wanted install, currently installed; anything else (rc, un) is not usable.
-        if (name && name in versions && status?.startsWith('ii') && version) versions[name] = version;
+        // "ii " = wanted install, currently installed ("hi " when held); anything else (rc, un) is not usable.
+        if (name && name in versions && /^[ih]i/.test(status ?? '') && version) versions[name] = version;
       }
       return versions;
     },

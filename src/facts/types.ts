@@ -13,6 +13,15 @@ export interface HostFacts {
   firmware: FirmwareFacts;
   /** Installed versions of the software profiles name, e.g. { docker: "24.0.7" }; absent = not found. */
   software: Record<string, string>;
+  /** Whether installed upgrades wait for a reboot (/var/run/reboot-required), and which packages. */
+  reboot?: RebootFacts;
+}
+
+export interface RebootFacts {
+  /** null: unknown (the probe could not tell). */
+  required: boolean | null;
+  /** From /var/run/reboot-required.pkgs, sorted, each once. */
+  packages: string[];
 }
 
 export interface OsFacts {

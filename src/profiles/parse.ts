@@ -7,6 +7,7 @@ import { basename, join } from 'node:path';
 import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
 import { LineCounter, parseDocument, isMap, isScalar, type Document, type Node } from 'yaml';
 import { ConfigError } from '../core/errors.js';
+import { plainData } from './yaml.js';
 import type { Profile } from './types.js';
 
 import { builtinProfilesDir } from './location.js';
@@ -75,7 +76,7 @@ export async function loadProfileFile(file: string): Promise<Profile> {
       hint: 'check indentation and quoting around this position',
     });
   }
-  const data = doc.toJS() as unknown;
+  const data = plainData(doc, lines, file);
   const validate = await schemaValidator();
   if (!validate(data)) {
     const error = bestError(validate.errors ?? []);

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { LineCounter, isMap, isScalar, parseDocument } from 'yaml';
+import { plainData } from './yaml.js';
 import { ConfigError } from '../core/errors.js';
 import type { Profile } from './types.js';
 
@@ -34,7 +35,7 @@ export async function loadPlaybook(name: string): Promise<Playbook> {
     return `${file}:${pos.line}:${pos.col}`;
   };
   if (doc.errors[0]) throw new ConfigError(`malformed YAML: ${doc.errors[0].message.split('\n')[0]}`, { location: at(doc.errors[0].pos[0]) });
-  const data = doc.toJS() as { id?: unknown; title?: unknown; steps?: unknown };
+  const data = plainData(doc, lines, file) as { id?: unknown; title?: unknown; steps?: unknown };
   const fail = (path: (string | number)[], message: string): never => {
     const node = doc.getIn(path, true) as { range?: [number, number, number] } | undefined;
     throw new ConfigError(message, { location: at(node?.range?.[0]) });
@@ -76,6 +77,8 @@ export function profileParams(profile: Profile): Record<string, Record<string, u
     params['ufw'] = {
       allow: profile.ports.filter((p) => p.access === 'public').map((p) => ({ port: p.port, protocol: p.protocol })),
       internal: profile.ports.filter((p) => p.access === 'internal').map((p) => ({ port: p.port, protocol: p.protocol })),
+      // SSH is the firewall's own business (adminFrom); other admin ports open from adminFrom only.
+      admin: profile.ports.filter((p) => p.access === 'admin' && !(p.port === 22 && p.protocol === 'tcp')).map((p) => ({ port: p.port, protocol: p.protocol })),
     };
   }
   if (profile.postgresql) params['postgresql'] = { settings: profile.postgresql.settings };

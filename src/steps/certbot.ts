@@ -6,8 +6,9 @@ import { fileFact, type FactRequest, type FactValues } from '../facts/state.js';
 import { command } from '../resources/command.js';
 import { absent, file } from '../resources/file.js';
 import { link } from '../resources/link.js';
+import { directory } from '../resources/directory.js';
 import { service } from '../resources/service.js';
-import { nginxTest, reloadNginx, sharedLocations, webrootParam } from './nginx-shared.js';
+import { appSnippet, nginxTest, redirectDir, redirectSnippet, reloadNginx, serverSnippet, webrootParam } from './nginx-shared.js';
 import { absolutePath, domainName, email, params, Type, url, type Static } from './schema.js';
 import { defineStep } from './types.js';
 
@@ -54,6 +55,27 @@ export function parseCertificate(output: string): CertificateState {
   return { status, names };
 }
 
+/** The installed nginx's version as [major, minor, patch]; null when nginx is missing or says something else. */
+export const nginxVersionFact: FactRequest<[number, number, number] | null> = {
+  key: 'nginx-version',
+  script: 'nginx -v 2>&1 || true',
+  parse: parseNginxVersion,
+};
+
+export function parseNginxVersion(output: string): [number, number, number] | null {
+  const m = /nginx version: nginx\/(\d+)\.(\d+)\.(\d+)/.exec(output);
+  return m ? [Number(m[1]), Number(m[2]), Number(m[3])] : null;
+}
+
+/**
+ * ssl_reject_handshake came with nginx 1.19.4 (Ubuntu 22.04 ships 1.18): older ones complete the
+ * handshake of other names with this certificate and then close without an answer (444). Unknown
+ * (nginx not installed yet, so a dry run on a bare host) counts as new: the engine reads the facts
+ * again after the packages are installed, before this step is planned for real.
+ */
+export const rejectsHandshake = (version: [number, number, number] | null): boolean =>
+  version === null || version[0] > 1 || (version[0] === 1 && (version[1] > 19 || (version[1] === 19 && version[2] >= 4)));
+
 /** The `server = URL` line of a certbot renewal configuration; null when the file or line is missing. */
 export function renewalServer(content: string | null): string | null {
   if (content === null) return null;
@@ -67,6 +89,7 @@ const schema = params({
   staging: Type.Boolean({ default: false, description: 'Use Let\'s Encrypt\'s staging directory.' }),
   caBundle: Type.Union([absolutePath(), Type.Null()], { default: null, what: 'an absolute path', description: 'A CA bundle on the host that certbot must trust for the ACME server (a private ACME CA).' }),
   webroot: webrootParam,
+  hstsMaxAge: Type.Integer({ minimum: 0, maximum: 63072000, default: 63072000, what: 'seconds from 0 to 63072000', description: 'Strict-Transport-Security max-age of the HTTPS site (browsers then refuse plain HTTP for that long); 0 tells browsers to forget it.' }),
 });
 export type CertbotParams = Omit<Static<typeof schema>, 'server'> & { server: string };
 
@@ -99,8 +122,11 @@ function certificateWhy(facts: FactValues, p: CertbotParams): string | null {
  * A certificate for one domain from an ACME server (Let's Encrypt by default), obtained with
  * `certbot certonly --webroot`: the nginx step's site serves the HTTP-01 challenge from the webroot.
  * certbot's nginx installer is never used (it rewrites nginx's configuration, which the nginx step
- * would see as drift on every run); this step writes its own TLS server block instead, plus a
- * deploy hook that reloads nginx after a renewal, and keeps certbot.timer enabled and active.
+ * would see as drift on every run); this step writes its own HTTPS site instead, which includes the
+ * nginx step's snippets (the same application, /health and headers as over HTTP) and adds HSTS, a
+ * default server that refuses handshakes for other names, and a redirect of the HTTP site's
+ * `location /` to HTTPS (see nginx-shared.ts); plus a deploy hook that reloads nginx after a
+ * renewal, and keeps certbot.timer enabled and active.
  */
 export const certbot = defineStep({
   id: 'certbot',
@@ -115,7 +141,12 @@ export const certbot = defineStep({
 
   packages: () => ['certbot', 'nginx', 'openssl'],
 
-  facts: (p) => [certificateFact(p.domain), fileFact(renewalConf(p.domain))],
+  serves: () => [
+    { port: 443, protocol: 'tcp', access: 'public', why: 'nginx serves the site over HTTPS' },
+    { port: 80, protocol: 'tcp', access: 'public', why: 'HTTP-01 challenges and the redirect to HTTPS' },
+  ],
+
+  facts: (p) => [certificateFact(p.domain), fileFact(renewalConf(p.domain)), nginxVersionFact],
 
   resources(facts, p, { templates }) {
     const certWhy = certificateWhy(facts, p);
@@ -129,12 +160,22 @@ export const certbot = defineStep({
         notify: reloadNginx, describe: `a certificate for ${p.domain} from ${wantedServer(p)}`,
       }),
       // Written before it is linked: once enabled, `nginx -t` never sees a link to a missing file.
-      file(tlsSitePath, templates.render('certbot/tls-site.conf', { domain: p.domain, liveDir: liveDir(p.domain), locations: sharedLocations(templates, p.webroot) }), {
+      file(tlsSitePath, templates.render('certbot/tls-site.conf', {
+        domain: p.domain, liveDir: liveDir(p.domain), hstsMaxAge: p.hstsMaxAge, serverConf: serverSnippet, appConf: appSnippet,
+        rejectHandshake: rejectsHandshake(facts.get(nginxVersionFact)),
+      }), {
         ...checked,
         whyMissing: `nginx does not serve ${p.domain} over TLS yet`,
         whyDiffers: `${tlsSitePath} differs from the wanted TLS server`,
       }),
       link(tlsSiteLink, tlsSitePath, checked),
+      // Only once HTTPS is served: the HTTP site's `location /` then redirects there.
+      directory(redirectDir),
+      file(redirectSnippet, templates.render('certbot/https-redirect.conf', { domain: p.domain }), {
+        ...checked,
+        whyMissing: `plain HTTP is not redirected to https://${p.domain} yet`,
+        whyDiffers: `${redirectSnippet} differs from the wanted redirect to HTTPS`,
+      }),
       file(deployHookPath, templates.render('certbot/deploy-hook', {}), { mode: 0o755, whyMissing: 'nothing reloads nginx after a renewal yet' }),
       dropIn,
       command('certbot-daemon-reload', dropIn.plan(facts).length ? 'systemd reads the changed certbot.service drop-in' : null, daemonReload),
@@ -145,6 +186,9 @@ export const certbot = defineStep({
   converged: (p) => `${p.domain} has a certificate from ${wantedServer(p)} valid for more than ${renewWithinDays} days, served by nginx; renewal timer active`,
 
   async beforeApply(ctx, p) {
+    // The HTTPS site includes the nginx step's snippets, and the challenge needs its HTTP site.
+    const nginxSite = await ctx.run({ argv: ['test', '-f', serverSnippet, '-a', '-f', appSnippet] });
+    if (!nginxSite.ok) throw new ConfigError(`certbot: ${serverSnippet} and ${appSnippet} are missing on ${ctx.target}: select the nginx step too (it serves the ACME challenge and what HTTPS serves)`);
     if (!p.caBundle) return;
     const check = await ctx.run({ argv: ['test', '-r', p.caBundle] });
     if (!check.ok) throw new ConfigError(`certbot: caBundle ${p.caBundle} is not a readable file on ${ctx.target}`);

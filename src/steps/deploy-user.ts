@@ -7,6 +7,12 @@ import { proveLogin } from './access.js';
 import { absolutePath, params, sshPublicKey, Type, userName } from './schema.js';
 import { defineStep } from './types.js';
 
+/** Accounts Debian's base-passwd and common packages create: never a deploy user by accident. */
+const reservedAccounts = new Set([
+  'daemon', 'bin', 'sys', 'sync', 'games', 'man', 'lp', 'mail', 'news', 'uucp', 'proxy', 'www-data', 'backup', 'list', 'irc', 'gnats',
+  'nobody', 'messagebus', 'sshd', 'postgres', 'mysql', 'redis', 'nginx', 'ntp', 'chrony', 'dnsmasq', 'syslog', 'tcpdump', 'uuidd', 'polkitd', 'tss', 'landscape', 'pollinate', 'lxd', 'statd', 'docker', 'ollama',
+]);
+
 const sudoersPath = (name: string): string => `/etc/sudoers.d/zanuri-${name}`;
 
 /** A non-root deploy user in the sudo group, with passwordless sudo and the operator's public keys. */
@@ -17,10 +23,14 @@ export const deployUser = defineStep({
     name: userName({ default: 'deploy', description: 'The user to create (never root).' }),
     authorizedKeys: Type.Array(sshPublicKey(), { default: [], description: 'The operator\'s public keys, e.g. --set deploy-user.authorizedKeys=@~/.ssh/id_ed25519.pub. At least one.' }),
     shell: absolutePath({ default: '/bin/bash', description: 'Login shell.' }),
+    systemAccount: Type.Boolean({ default: false, description: 'Allow name to be an existing system account (uid below 1000, or a name Debian reserves such as www-data or postgres): it would get a shell, the operator\'s keys and passwordless sudo. Off: refused.' }),
   }),
 
   check(p) {
     if (p.name === 'root') throw new ConfigError('deploy-user: the deploy user must not be root');
+    if (!p.systemAccount && (reservedAccounts.has(p.name) || p.name.startsWith('systemd-') || p.name.startsWith('_'))) {
+      throw new ConfigError(`deploy-user: "${p.name}" is a system account: it would get a login shell, the operator's keys and passwordless sudo`, { hint: 'name a user of its own (e.g. deploy), or set deploy-user.systemAccount=true if this is really meant' });
+    }
     const authorizedKeys = p.authorizedKeys.map((k) => k.trim());
     if (!authorizedKeys.length) throw new ConfigError('deploy-user: authorizedKeys needs at least one public key', { hint: 'e.g. --set deploy-user.authorizedKeys=@~/.ssh/id_ed25519.pub' });
     return { ...p, authorizedKeys };
@@ -32,6 +42,9 @@ export const deployUser = defineStep({
 
   resources(facts, p, { templates }) {
     const current = facts.get(userFact(p.name));
+    if (!p.systemAccount && current.exists && current.uid !== null && current.uid < 1000) {
+      throw new ConfigError(`deploy-user: ${p.name} exists as a system account (uid ${current.uid}): it would get a login shell, the operator's keys and passwordless sudo`, { hint: 'name a user of its own, or set deploy-user.systemAccount=true if this is really meant' });
+    }
     const home = current.home ?? `/home/${p.name}`;
     // Keys already there stay: removing someone's access is not this step's call.
     const present = (current.authorizedKeys ?? '').split('\n').filter((l) => l.trim());

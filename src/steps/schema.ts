@@ -1,4 +1,5 @@
-import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { isIP } from 'node:net';
+import { FormatRegistry, Type, type Static, type TSchema } from '@sinclair/typebox';
 import { Value, ValueErrorType } from '@sinclair/typebox/value';
 import { ParamsError } from '../core/errors.js';
 
@@ -41,7 +42,23 @@ type Options = { description?: string; default?: unknown };
 
 export const userName = (o: Options = {}) => Type.String({ pattern: pattern.userName, what: 'a user name (lower case letters, digits, _ and -)', ...o });
 export const domainName = (o: Options = {}) => Type.String({ pattern: pattern.domainName, what: 'a DNS name (lower case, no wildcard)', ...o });
-export const cidr = (o: Options = {}) => Type.String({ pattern: pattern.cidr, what: 'an IPv4 or IPv6 address or CIDR', ...o });
+/**
+ * An IPv4 or IPv6 address, or a network as address/prefix, read by node's own address parser (the
+ * pattern alone took hex words such as "cafe" for IPv6): no zone index (%eth0), a prefix of at most
+ * 32 or 128 bits without leading zeros. fail2ban's ignoreip, PostgreSQL's allowFrom and ufw's sources
+ * all use this one validator.
+ */
+export function isIpNetwork(value: string): boolean {
+  const match = /^([0-9A-Fa-f.:]{2,45})(?:\/(0|[1-9]\d{0,2}))?$/.exec(value);
+  const family = match ? isIP(match[1] ?? '') : 0;
+  if (!match || !family) return false;
+  return match[2] === undefined || Number(match[2]) <= (family === 4 ? 32 : 128);
+}
+FormatRegistry.Set('ip-network', isIpNetwork);
+
+export const ipNetwork = (o: Options = {}) => Type.String({ pattern: pattern.cidr, format: 'ip-network', maxLength: 49, what: 'an IPv4 or IPv6 address or CIDR', ...o });
+/** The name the steps import: the same validator. */
+export const cidr = ipNetwork;
 export const absolutePath = (o: Options = {}) => Type.String({ pattern: pattern.absolutePath, what: 'an absolute path', ...o });
 export const url = (o: Options = {}) => Type.String({ pattern: pattern.url, what: 'an http(s) URL', ...o });
 export const email = (o: Options = {}) => Type.String({ pattern: pattern.email, what: 'an email address', ...o });

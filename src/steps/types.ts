@@ -30,6 +30,8 @@ export interface PlanContext extends HostInfo {
   templates: Templates;
   /** Every port the selected steps serve (their `serves()`), so the firewall never shuts a site out. */
   served: readonly ServedPort[];
+  /** The ids of the steps selected in this run, so a step can declare its part of a file another step adds to (docker's daemon.json). */
+  selected?: readonly string[];
 }
 
 /** What verify() and beforeApply() may do: talk to the host, always over new connections for proof. */

@@ -10,7 +10,11 @@ export const periodicPath = '/etc/apt/apt.conf.d/20auto-upgrades';
 export const zanuriPath = '/etc/apt/apt.conf.d/51zanuri-unattended-upgrades';
 
 /** A driver or CUDA upgrade needs a matching kernel module and a reboot: only on the operator's word. */
-export const defaultHoldPatterns = ['nvidia-*', 'libnvidia-*', 'cuda-*', 'libcuda*', 'libcudnn*', 'libnccl*', 'xserver-xorg-video-nvidia*'];
+export const defaultHoldPatterns = [
+  'nvidia-*', 'libnvidia-*', 'cuda-*', 'libcuda*', 'libcudnn*', 'libnccl*', 'xserver-xorg-video-nvidia*',
+  // Ubuntu's prebuilt, signed modules: upgraded alone they leave "Driver/library version mismatch" until a reboot.
+  'linux-modules-nvidia-*', 'linux-objects-nvidia-*', 'linux-signatures-nvidia-*',
+];
 
 /**
  * Package-Blacklist entries are Python regular expressions matched at the start of the name: a glob
@@ -41,6 +45,9 @@ export const unattendedUpgrades = defineStep({
     holdPatterns: Type.Array(Type.String({ pattern: '^[a-z0-9][a-z0-9+.*-]{0,99}$', what: 'a package name glob like nvidia-*' }), {
       default: defaultHoldPatterns, description: 'Package name globs unattended-upgrades must never touch (at least 3 characters before a *).',
     }),
+    automaticReboot: Type.Boolean({ default: false, description: 'Reboot by itself when an upgrade needs it (/var/run/reboot-required): kernel, glibc and OpenSSL fixes take effect only after a reboot. Off: zanuri check reports the pending reboot and the packages that want it.' }),
+    rebootTime: Type.String({ pattern: '^(?:[01][0-9]|2[0-3]):[0-5][0-9]$', what: 'a time of day HH:MM', default: '03:30', description: 'Automatic-Reboot-Time: when an automatic reboot happens (host\'s local time), inside the maintenance window.' }),
+    rebootWithUsers: Type.Boolean({ default: false, description: 'Automatic-Reboot-WithUsers: reboot even when someone is logged in.' }),
   }),
 
   check(p) {
@@ -65,6 +72,7 @@ export const unattendedUpgrades = defineStep({
       file(zanuriPath, templates.render('apt/51zanuri-unattended-upgrades', {
         securityOnly: p.securityOnly, debian: family !== 'ubuntu', ubuntu: family !== 'debian',
         held: p.holdPatterns.join(' '), blacklist: p.holdPatterns.map(globToRegex),
+        automaticReboot: p.automaticReboot, rebootTime: p.rebootTime, rebootWithUsers: p.rebootWithUsers,
       }), {
         ...aptChecked,
         whyMissing: p.securityOnly ? 'unattended-upgrade is not limited to security updates with the NVIDIA/CUDA packages held' : 'the NVIDIA/CUDA packages are not held back from unattended-upgrade',
@@ -75,7 +83,7 @@ export const unattendedUpgrades = defineStep({
     ];
   },
 
-  converged: (p) => `unattended-upgrade runs daily (${p.securityOnly ? 'security updates only' : 'distribution default origins'}), holding ${p.holdPatterns.join(' ') || 'nothing'}`,
+  converged: (p) => `unattended-upgrade runs daily (${p.securityOnly ? 'security updates only' : 'distribution default origins'}), holding ${p.holdPatterns.join(' ') || 'nothing'}; ${p.automaticReboot ? `reboots by itself at ${p.rebootTime} when an upgrade needs it` : 'never reboots by itself (zanuri check reports a pending reboot)'}`,
 
   /** apt itself must read the settings as written: no later file overrides them. */
   async verify(ctx, p) {

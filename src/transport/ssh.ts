@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { NodeSSH, type Config } from 'node-ssh';
 import type { Duplex } from 'node:stream';
+import { controllerWaitMs, deadlineSeconds, hitDeadline, killAfterSeconds, underDeadline } from '../core/deadline.js';
 import { renderArgv } from '../core/quote.js';
 import { Secret } from '../core/secret.js';
 import type { Cmd, PortForward, RunOptions, RunResult, Transport } from '../core/types.js';
@@ -131,12 +132,19 @@ export class SshTransport implements Transport {
     return new SshTransport(hops, parsed, options);
   }
 
+  /**
+   * Runs a command; with a timeout it runs under `timeout` on the host (core/deadline.ts), so the
+   * command and its children are gone when the deadline passes, whatever happens to the channel.
+   * The controller waits a little longer than that, then closes the channel itself.
+   */
   async run(cmd: Cmd, options?: RunOptions): Promise<RunResult> {
     const last = this.#hops.at(-1);
     if (!last) throw new Error('closed');
     this.#roundTrips += 1;
-    const argv = cmd.env ? ['env', ...Object.entries(cmd.env).map(([k, v]) => `${k}=${v}`), ...cmd.argv] : [...cmd.argv];
-    const command = renderArgv(argv);
+    const argv: [string, ...string[]] = cmd.env ? ['env', ...Object.entries(cmd.env).map(([k, v]) => `${k}=${v}`), ...cmd.argv] : [...cmd.argv];
+    const timeoutMs = options?.timeoutMs;
+    const shown = renderArgv(argv);
+    const command = timeoutMs ? renderArgv(underDeadline(argv, timeoutMs)) : shown;
     const started = performance.now();
     const stdout: Buffer[] = [];
     const stderr: Buffer[] = [];
@@ -149,22 +157,27 @@ export class SshTransport implements Transport {
       onStdout: (chunk) => stdout.push(chunk),
       onStderr: (chunk) => stderr.push(chunk),
     });
-    const timeout = options?.timeoutMs
-      ? new Promise<'timeout'>((resolve) => { timer = setTimeout(() => resolve('timeout'), options.timeoutMs); })
+    const timeout = timeoutMs
+      ? new Promise<'timeout'>((resolve) => { timer = setTimeout(() => resolve('timeout'), controllerWaitMs(timeoutMs)); })
       : null;
     try {
       const outcome = await (timeout ? Promise.race([execution, timeout]) : execution);
-      const timedOut = outcome === 'timeout';
-      if (timedOut) channel?.close();
+      const durationMs = Math.round(performance.now() - started);
+      const abandoned = outcome === 'timeout';
+      if (abandoned) channel?.close();
+      const timedOut = abandoned || (timeoutMs !== undefined && hitDeadline(outcome.code, durationMs, timeoutMs));
       const exitCode = timedOut ? null : outcome.code;
       const err = Buffer.concat(stderr).toString('utf8');
+      const why = abandoned
+        ? `timed out after ${deadlineSeconds(timeoutMs ?? 0)} s and the host did not answer ${killAfterSeconds + 5} s later; its own deadline ends the command there`
+        : `timed out after ${deadlineSeconds(timeoutMs ?? 0)} s: the command was killed on the host`;
       return {
-        command,
+        command: shown,
         target: this.target,
         exitCode,
         stdout: Buffer.concat(stdout).toString('utf8'),
-        stderr: timedOut ? `${err}timed out after ${options?.timeoutMs} ms` : err,
-        durationMs: Math.round(performance.now() - started),
+        stderr: timedOut ? `${err}${err && !err.endsWith('\n') ? '\n' : ''}${why}` : err,
+        durationMs,
         ok: exitCode === 0,
       };
     } catch (error) {

@@ -11,7 +11,25 @@ import { cgroupPids, inCgroup } from './cgroup.js';
 import type { Slot } from './network.js';
 import { spawnDetached } from './proc.js';
 
-export function startContainer(slot: Slot, rootDir: string, consoleLog: string): number {
+/** nspawn flags a target running Docker needs: dockerd and runc create session keyrings (keyctl). */
+export const DOCKER_NSPAWN_FLAGS = ['--system-call-filter=@keyring'];
+
+/**
+ * `systemctl reboot` inside a container makes systemd-nspawn exit with 133 (what systemd-nspawn@.service
+ * restarts on): this loop boots the same root again, as a machine's firmware would. TERM reaches nspawn.
+ */
+const REBOOT_LOOP = [
+  'trap \'kill -TERM "$child" 2>/dev/null\' TERM INT',
+  'while :; do',
+  '  "$@" & child=$!',
+  '  wait "$child"; rc=$?',
+  '  while kill -0 "$child" 2>/dev/null; do wait "$child"; rc=$?; done',
+  '  [ "$rc" -eq 133 ] || exit "$rc"',
+  '  echo "zanuri test: the target rebooted; booting it again"',
+  'done',
+].join('\n');
+
+export function startContainer(slot: Slot, rootDir: string, consoleLog: string, extraFlags: readonly string[] = [], options: { rebootable?: boolean } = {}): number {
   const argv = [
     'systemd-nspawn', '--quiet', '--boot',
     '--directory', rootDir,
@@ -19,22 +37,29 @@ export function startContainer(slot: Slot, rootDir: string, consoleLog: string):
     '--register=no', '--keep-unit',
     '--private-network', `--network-namespace-path=/run/netns/${slot.netns}`,
     '--console=read-only', '--link-journal=no', '--resolv-conf=off', '--timezone=off', '--settings=no',
+    ...extraFlags,
     '--', 'systemd.log_color=0', // arguments for the container's systemd
   ];
-  return spawnDetached(inCgroup(slot.name, argv), consoleLog, {
+  const command = options.rebootable ? ['sh', '-c', REBOOT_LOOP, 'zanuri-reboot-loop', ...argv] : argv;
+  return spawnDetached(inCgroup(slot.name, command), consoleLog, {
     ...(process.env as Record<string, string>),
     SYSTEMD_LOG_COLOR: '0',
   });
 }
 
-/** Host pid of the container's PID 1 (the process in the target's cgroup whose innermost pid is 1), or null. */
+/**
+ * Host pid of the container's PID 1 (the process in the target's cgroup whose innermost pid is 1,
+ * in the shallowest pid namespace: a Docker container inside the target has a PID 1 of its own, one
+ * namespace deeper), or null.
+ */
 export function containerLeader(slot: Slot): number | null {
+  let leader: { pid: number; depth: number } | null = null;
   for (const pid of cgroupPids(slot.name)) {
     try {
       const m = /^NSpid:\s+(.*)$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
       const ids = m?.[1]?.trim().split(/\s+/) ?? [];
-      if (ids.length >= 2 && ids[ids.length - 1] === '1') return pid;
+      if (ids.length >= 2 && ids[ids.length - 1] === '1' && (leader === null || ids.length < leader.depth)) leader = { pid, depth: ids.length };
     } catch { /* exited */ }
   }
-  return null;
+  return leader?.pid ?? null;
 }

@@ -19,7 +19,7 @@ export const operatorKeyArgs = (t: TestTarget): string[] => ['--set', `deploy-us
 
 export function zanuriProvision(target: TestTarget, args: string[], user = 'root'): Promise<ProvisionRun> {
   const argv = [bin, 'provision', '--json', '--yes', '-F', '/dev/null', '--known-hosts', target.knownHostsPath, '-i', target.privateKeyPath, '--host', `${user}@${target.host}`, ...args];
-  return new Promise((resolve) => {
+  return new Promise((resolve, reject) => {
     execFile('node', argv, { timeout: 900_000, maxBuffer: 64 * 1024 * 1024, env: { ...process.env, NO_COLOR: '1' } }, (error, stdout, stderr) => {
       const code = error ? (typeof error.code === 'number' ? error.code : -1) : 0;
       let host: HostResult;
@@ -28,7 +28,9 @@ export function zanuriProvision(target: TestTarget, args: string[], user = 'root
         // A usage error stops before any host: its report has an error and no hosts.
         host = parsed.hosts?.[0] ?? { host: '', ok: false, steps: [], summary: { changed: 0, unchanged: 0, failed: 0 }, roundTrips: 0, ...(parsed.error ? { error: parsed.error } : {}) };
       } catch {
-        throw new Error(`zanuri provision printed no JSON report (exit ${code}):\n${stdout}\n${stderr}`);
+        // Rejected, not thrown: a throw in this callback would leave the promise (and the test) hanging.
+        reject(new Error(`zanuri provision printed no JSON report (exit ${code}):\n${stdout}\n${stderr}`));
+        return;
       }
       resolve({ code, stdout, stderr, host });
     });
@@ -37,21 +39,25 @@ export function zanuriProvision(target: TestTarget, args: string[], user = 'root
 
 const statuses = (run: ProvisionRun): Record<string, string> => Object.fromEntries(run.host.steps.map((s) => [s.id, s.status]));
 
-/** The four cells; returns the runs so the test can look closer. `steps` are the ids that must converge. */
-export async function fourCells(target: TestTarget, args: string[], steps: string[]): Promise<[ProvisionRun, ProvisionRun, ProvisionRun, ProvisionRun]> {
-  const dry1 = await zanuriProvision(target, [...args, '--dry-run']);
+/**
+ * The four cells; returns the runs so the test can look closer. `steps` are the ids that must converge.
+ * `login`: the user of the first two runs (before) and of the last two (after): the first apply may close root's (PermitRootLogin no).
+ */
+export async function fourCells(target: TestTarget, args: string[], steps: string[], login: { before?: string; after?: string } = {}): Promise<[ProvisionRun, ProvisionRun, ProvisionRun, ProvisionRun]> {
+  const [userBefore, userAfter] = [login.before ?? 'root', login.after ?? login.before ?? 'root'];
+  const dry1 = await zanuriProvision(target, [...args, '--dry-run'], userBefore);
   expect(dry1.host.error, dry1.stderr).toBeUndefined();
   for (const id of steps) expect(statuses(dry1)[id], `dry run 1: ${id}`).toBe('would-change');
 
-  const apply1 = await zanuriProvision(target, args);
+  const apply1 = await zanuriProvision(target, args, userBefore);
   expect(apply1.host.steps.filter((s) => s.status === 'failed' || s.status === 'rolled-back'), apply1.stderr).toEqual([]);
   expect(apply1.code, apply1.stderr).toBe(0);
   for (const id of steps) expect(statuses(apply1)[id], `apply 1: ${id}`).toBe('changed');
 
-  const dry2 = await zanuriProvision(target, [...args, '--dry-run']);
+  const dry2 = await zanuriProvision(target, [...args, '--dry-run'], userAfter);
   expect(dry2.host.steps.filter((s) => s.status !== 'unchanged'), 'dry run 2 must find nothing to do').toEqual([]);
 
-  const apply2 = await zanuriProvision(target, args);
+  const apply2 = await zanuriProvision(target, args, userAfter);
   expect(apply2.code).toBe(0);
   expect(apply2.host.summary.changed, 'the second run must change nothing').toBe(0);
   expect(apply2.host.steps.every((s) => s.status === 'unchanged')).toBe(true);

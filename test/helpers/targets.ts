@@ -27,7 +27,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { APT_PROXY_CONF } from './aptproxy.js';
@@ -37,7 +37,7 @@ import { withLock } from './lock.js';
 import {
   allocateSlot, createNetns, deleteNetns, ensureHostNetwork, slotInfo, slotOrphaned, SLOTS_DIR, type Slot,
 } from './network.js';
-import { containerLeader, startContainer } from './nspawn.js';
+import { containerLeader, DOCKER_NSPAWN_FLAGS, startContainer } from './nspawn.js';
 import { pidAlive, run, runOk, sleep, tailFile, TARGET_ENV, which, type ExecResult } from './proc.js';
 import { CACHE_DIR, ensureRootfs } from './rootfs.js';
 
@@ -68,7 +68,28 @@ export interface StartOptions {
   kind?: TargetKind;
   /** How long to wait for a completed SSH login per target (default 60 s). */
   readyTimeoutMs?: number;
+  /**
+   * A target that can run Docker (full only): keyring syscalls allowed, and the cgroup v1
+   * controllers (which nspawn mounts read-only) remounted read-write at boot by a unit.
+   */
+  docker?: boolean;
+  /** A full target that boots again when it reboots (`systemctl reboot`), like a real machine; otherwise it stays down. */
+  rebootable?: boolean;
+  /** Lower layer to boot instead of the base rootfs (full only), e.g. ensureCloudRootfs() from cloud-rootfs.ts. */
+  lowerDir?: string;
+  /** Files written into the target's root before it boots (path inside the target -> content), e.g. a cloud-init seed. */
+  files?: Readonly<Record<string, string>>;
 }
+
+/** Remounts the cgroup v1 controllers read-write before dockerd starts (a no-op on cgroup v2). */
+const DOCKER_CGROUP_UNIT = [
+  '[Unit]', 'Description=zanuri test: cgroup controllers writable for dockerd', 'DefaultDependencies=no', 'Before=sysinit.target docker.service containerd.service',
+  '[Service]', 'Type=oneshot', 'RemainAfterExit=yes',
+  'ExecStart=/bin/sh /usr/local/sbin/zanuri-test-cgroup-rw',
+  '[Install]', 'WantedBy=sysinit.target', '',
+].join('\n');
+/** A bind mount that nspawn made read-only needs remount,bind,rw. */
+const DOCKER_CGROUP_SCRIPT = 'for d in /sys/fs/cgroup/*/; do\n  mountpoint -q "$d" && { mount -o remount,rw "$d" || mount -o remount,bind,rw "$d"; }\ndone\ntrue\n';
 
 const REQUIRED_TOOLS = ['ip', 'mount', 'umount', 'nsenter', 'unshare', 'flock', 'chroot', 'tar', 'ssh', 'ssh-keygen'];
 const FULL_TOOLS = ['systemd-nspawn'];
@@ -103,6 +124,11 @@ function getClientKey(): Promise<ClientKey> {
   })();
   clientKey.catch(() => { clientKey = null; });
   return clientKey;
+}
+
+/** The per-process client key's public half (in every target's root authorized_keys), before any target starts. */
+export async function clientPublicKey(): Promise<string> {
+  return (await getClientKey()).publicKey;
 }
 
 // ---------- mounts ----------
@@ -183,7 +209,7 @@ export async function startTargets(count: number, options: StartOptions = {}): P
   const [{ baseDir }, key] = await Promise.all([ensureRootfs(), getClientKey(), ensureHostNetwork()]);
   await sweepOrphans();
   const results = await Promise.allSettled(
-    Array.from({ length: count }, () => startOne(options.kind ?? 'full', baseDir, key, options.readyTimeoutMs ?? 60_000)),
+    Array.from({ length: count }, () => startOne(options.kind ?? 'full', options.lowerDir ?? baseDir, key, options.readyTimeoutMs ?? 60_000, options.docker ?? false, options.rebootable ?? false, options.files ?? {})),
   );
   const ok = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
   const failed = results.flatMap((r) => (r.status === 'rejected' ? [r.reason as Error] : []));
@@ -209,7 +235,8 @@ function writeFile(path: string, content: string, mode: number): void {
 }
 
 async function startOne(
-  kind: TargetKind, baseDir: string, key: ClientKey, readyTimeoutMs: number,
+  kind: TargetKind, baseDir: string, key: ClientKey, readyTimeoutMs: number, docker = false, rebootable = false,
+  files: Readonly<Record<string, string>> = {},
 ): Promise<TestTarget> {
   const slot = allocateSlot(kind);
   try {
@@ -229,10 +256,22 @@ async function startOne(
     chmodSync(join(merged, 'root/.ssh'), 0o700);
     writeFile(join(merged, 'root/.ssh/authorized_keys'), `${key.publicKey}\n`, 0o600);
     writeFile(join(merged, 'etc/apt/apt.conf.d/01proxy'), APT_PROXY_CONF, 0o644);
+    if (docker) {
+      mkdirSync(join(merged, 'usr/local/sbin'), { recursive: true });
+      writeFile(join(merged, 'usr/local/sbin/zanuri-test-cgroup-rw'), DOCKER_CGROUP_SCRIPT, 0o755);
+      writeFile(join(merged, 'etc/systemd/system/zanuri-test-cgroup-rw.service'), DOCKER_CGROUP_UNIT, 0o644);
+      mkdirSync(join(merged, 'etc/systemd/system/sysinit.target.wants'), { recursive: true });
+      symlinkSync('../zanuri-test-cgroup-rw.service', join(merged, 'etc/systemd/system/sysinit.target.wants/zanuri-test-cgroup-rw.service'));
+    }
+
+    for (const [path, content] of Object.entries(files)) {
+      mkdirSync(join(merged, path, '..'), { recursive: true });
+      writeFile(join(merged, path), content, 0o600);
+    }
 
     createCgroup(slot.name);
     const logPath = join(slot.dir, kind === 'full' ? 'console.log' : 'sshd.log');
-    const pid = kind === 'full' ? startContainer(slot, merged, logPath) : startLight(slot, merged, logPath);
+    const pid = kind === 'full' ? startContainer(slot, merged, logPath, docker ? DOCKER_NSPAWN_FLAGS : [], { rebootable }) : startLight(slot, merged, logPath);
     const target = makeTarget(slot, kind, key, hostKey, pid, logPath);
     started.add(target);
     startedSlots.set(target, slot);

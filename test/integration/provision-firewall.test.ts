@@ -25,24 +25,34 @@ async function listen(target: TestTarget, port: number): Promise<void> {
   throw new Error(`nothing listens on ${port} in ${target.name}`);
 }
 
+/** ufw limit drops a 6th new SSH connection from one address within 30 s: a test that makes several waits this long first. */
+const limitWindow = (): Promise<void> => new Promise((res) => setTimeout(res, 31_000));
+
+/** Does a TCP connection from inside `from` (another target) to host:port complete within 3 s? */
+async function reachesFrom(from: TestTarget, host: string, port: number): Promise<boolean> {
+  const r = await from.exec(['python3', '-c', 'import socket, sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), 3)', host, String(port)], { timeoutMs: 20_000 });
+  return r.exitCode === 0;
+}
+
 const sshAsRoot = (t: TestTarget): Promise<{ exitCode: number; stdout: string; stderr: string }> =>
   run(['ssh', ...t.sshArgs(), '-o', 'ConnectTimeout=5', 'echo', 'through'], { timeoutMs: 30_000 });
 
 describe.skipIf(!can.ok && !process.env['CI'])('provision: ufw and fail2ban on real targets (needs root)', () => {
   let target: TestTarget;
   let lockout: TestTarget;
+  let admin: TestTarget;
 
   beforeAll(async () => {
     if (!can.ok) throw new Error(`CI must be able to run test targets: ${can.why}`);
     await ensureAptProxy();
-    [target, lockout] = (await startTargets(2)) as [TestTarget, TestTarget];
+    [target, lockout, admin] = (await startTargets(3)) as [TestTarget, TestTarget, TestTarget];
   });
 
   afterAll(async () => {
     await stopAllTargets();
   });
 
-  it('converges ufw and fail2ban in four cells; the firewall is up with SSH, 80/443 open and 5432 only from the bridge', async () => {
+  it('converges ufw and fail2ban in four cells; the firewall is up with SSH rate-limited, 80/443 open and 5432 only from the bridge', async () => {
     const [dry1, apply1] = await fourCells(target, playbook, ['ufw', 'fail2ban']);
     const ufwDry = dry1.host.steps.find((s) => s.id === 'ufw');
     expect(ufwDry?.actions[0]?.why, 'SSH is allowed first').toMatch(/SSH \(22\/tcp\) must be allowed before the firewall goes up/);
@@ -54,7 +64,9 @@ describe.skipIf(!can.ok && !process.env['CI'])('provision: ufw and fail2ban on r
     expect(status.exitCode, status.stderr).toBe(0);
     expect(status.stdout).toMatch(/^Status: active$/m);
     expect(status.stdout).toMatch(/^Default: deny \(incoming\), allow \(outgoing\)/m);
-    expect(status.stdout).toMatch(/^22\/tcp\s+ALLOW IN\s+Anywhere\s*$/m);
+    expect(status.stdout, 'SSH stays public (no adminFrom), so it is rate-limited').toMatch(/^22\/tcp\s+LIMIT IN\s+Anywhere\s*$/m);
+    expect(status.stdout).toMatch(/^22\/tcp \(v6\)\s+LIMIT IN\s+Anywhere \(v6\)\s*$/m);
+    expect(status.stdout).not.toMatch(/^22\/tcp\s+ALLOW/m);
     expect(status.stdout).toMatch(/^80\/tcp\s+ALLOW IN\s+Anywhere\s*$/m);
     expect(status.stdout).toMatch(/^443\/tcp\s+ALLOW IN\s+Anywhere\s*$/m);
     expect(status.stdout).toMatch(/^5432\/tcp\s+ALLOW IN\s+10\.213\.0\.0\/24\s*$/m);
@@ -80,10 +92,11 @@ describe.skipIf(!can.ok && !process.env['CI'])('provision: ufw and fail2ban on r
     expect(jail.stdout).toMatch(/Journal matches:/);
     expect((await target.exec(['systemctl', 'is-active', 'fail2ban'])).stdout.trim()).toBe('active');
     expect((await target.exec(['systemctl', 'is-enabled', 'fail2ban'])).stdout.trim()).toBe('enabled');
-  });
+  }, 600_000);
 
   it('fail2ban bans the host after failed SSH logins, and unbanning lets it back in', async () => {
     // Logins as a user that does not exist: sshd logs "Invalid user ... from 10.213.0.1", a failure the sshd filter counts.
+    await limitWindow();
     for (let attempt = 0; attempt < 5; attempt++) {
       await run(['ssh', '-F', '/dev/null', '-o', 'BatchMode=yes', '-o', 'ConnectTimeout=5', '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null',
         '-o', 'IdentitiesOnly=yes', '-i', target.privateKeyPath, `nosuchuser@${target.host}`, 'true'], { timeoutMs: 20_000 });
@@ -96,15 +109,18 @@ describe.skipIf(!can.ok && !process.env['CI'])('provision: ufw and fail2ban on r
     try {
       const jail = await target.exec(['fail2ban-client', 'status', 'sshd']);
       expect(jail.stdout, 'the host side is in the banned list').toMatch(new RegExp(`Banned IP list:.*\\b${hostSide.replace(/\./g, '\\.')}\\b`));
-      const rules = await target.exec(['iptables', '-S', 'f2b-sshd']);
-      expect(rules.stdout, 'the ban reached the packet filter').toContain(`-A f2b-sshd -s ${hostSide}/32 -j REJECT`);
+      // With ufw on the host, fail2ban bans through ufw (banaction auto): the ban is a ufw rule inserted first.
+      const rules = await target.exec(['ufw', 'status']);
+      expect(rules.stdout, 'the ban reached the firewall').toMatch(/^Anywhere\s+(?:REJECT|DENY)(?: IN)?\s+10\.213\.0\.1\b/m);
       expect((await sshAsRoot(target)).exitCode, 'even the right key is refused while banned').not.toBe(0);
     } finally {
       await target.exec(['fail2ban-client', 'set', 'sshd', 'unbanip', hostSide]);
+      // The attempts above count against ufw limit for 30 s, for this test and the next.
+      await limitWindow();
     }
     const again = await sshAsRoot(target);
     expect(again.exitCode, again.stderr).toBe(0);
-  }, 180_000);
+  }, 300_000);
 
   it('moves an internal port to the new internalFrom only: the old, wider rule is deleted', async () => {
     const narrowed = await zanuriProvision(target, [...playbook, '--set', 'ufw.internalFrom=["10.213.0.128/25"]']);
@@ -137,4 +153,35 @@ describe.skipIf(!can.ok && !process.env['CI'])('provision: ufw and fail2ban on r
     const again = await zanuriProvision(lockout, [...playbook, '--only', 'ufw', '--dry-run']);
     expect(again.host.ok).toBe(true);
   }, 300_000);
+
+  it('refuses, changing nothing, when this connection comes from outside adminFrom', async () => {
+    const refused = await zanuriProvision(admin, [...playbook, '--only', 'ufw', '--set', 'ufw.adminFrom=["10.213.0.128/25"]']);
+    expect(refused.code).toBe(2);
+    expect(refused.host.error?.message).toBe('ufw: this connection comes from 10.213.0.1, which is outside adminFrom (10.213.0.128/25): SSH would be closed to you, so nothing was changed');
+    expect(refused.host.steps).toEqual([]);
+    expect((await admin.exec(['dpkg-query', '-W', '-f=${Status}', 'ufw'])).stdout, 'not even the package was installed').not.toMatch(/install ok installed/);
+  });
+
+  it('with adminFrom, allows SSH from the admin source only, in four cells: a login from the host side works, a connection from another target is dropped', async () => {
+    const args = [...playbook, '--only', 'ufw', '--set', `ufw.adminFrom=["${hostSide}"]`];
+    const [dry1] = await fourCells(admin, args, ['ufw']);
+    expect(dry1.host.steps.find((s) => s.id === 'ufw')?.actions[0]?.why).toMatch(/^SSH \(22\/tcp\) must be allowed from 10\.213\.0\.1 \(adminFrom\)/);
+    const status = (await admin.exec(['ufw', 'status'])).stdout;
+    expect(status).toMatch(/^22\/tcp\s+ALLOW\s+10\.213\.0\.1\s*$/m);
+    expect(status.match(/^22\/tcp.*$/gm), 'no other SSH rule: no LIMIT, no Anywhere, no v6').toHaveLength(1);
+
+    const ssh = await sshAsRoot(admin);
+    expect(ssh.exitCode, ssh.stderr).toBe(0);
+    await listen(admin, 80);
+    expect(await reachesFrom(lockout, admin.host, 80), 'the other target reaches the public port').toBe(true);
+    expect(await reachesFrom(lockout, admin.host, 22), `${lockout.host} is outside adminFrom: SSH is dropped`).toBe(false);
+  }, 300_000);
+
+  it('opens SSH to everyone again, rate-limited, when adminFrom is emptied', async () => {
+    const opened = await zanuriProvision(admin, [...playbook, '--only', 'ufw']);
+    expect(opened.code, opened.stderr).toBe(0);
+    expect(opened.host.steps.find((s) => s.id === 'ufw')?.actions.map((a) => a.summary.replace(/'/g, ''))).toEqual(['ufw limit proto tcp from any to any port 22']);
+    expect((await admin.exec(['ufw', 'status'])).stdout).toMatch(/^22\/tcp\s+LIMIT\s+Anywhere\s*$/m);
+    expect(await reachesFrom(lockout, admin.host, 22)).toBe(true);
+  }, 120_000);
 });

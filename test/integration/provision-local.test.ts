@@ -47,7 +47,7 @@ describe.skipIf(!can.ok && !process.env['CI'])('provision --local inside a real 
     const run = (): Promise<{ exitCode: number; stdout: string; stderr: string }> => target.exec(['/opt/zanuri/node-bin/node', '/opt/zanuri/bin/zanuri.js', 'provision', '--local',
       '--playbook', 'hardened', '--yes', '--json', '--set', `deploy-user.authorizedKeys=${JSON.stringify([target.publicKey])}`], { timeoutMs: 600_000 });
     // The engine's own package step (the missing packages of all steps, in one apt run), then the playbook's.
-    const hardened = ['packages', 'deploy-user', 'ssh-harden', 'ufw', 'fail2ban', 'unattended-upgrades', 'timesync'];
+    const hardened = ['packages', 'deploy-user', 'ssh-harden', 'ufw', 'fail2ban', 'unattended-upgrades', 'timesync', 'baseline'];
     const first = await run();
     expect(first.exitCode, first.stderr + first.stdout.slice(-2000)).toBe(0);
     const report = JSON.parse(first.stdout).hosts[0];
@@ -72,5 +72,5 @@ describe.skipIf(!can.ok && !process.env['CI'])('provision --local inside a real 
       '-o', 'StrictHostKeyChecking=yes', '-o', 'GlobalKnownHostsFile=/dev/null', `deploy@${target.host}`, 'true'], { timeoutMs: 30_000 });
     expect(password.exitCode).toBe(255);
     expect(password.stderr).toMatch(/Permission denied \(publickey\)/);
-  });
+  }, 900_000);
 });

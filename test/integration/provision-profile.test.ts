@@ -41,8 +41,9 @@ describe.skipIf(!can.ok && !process.env['CI'])('provision a whole profile (aikov
 
   it('converges in four cells, and every service works afterwards', async () => {
     const args = ['--profile', 'aikovrr-minimum', '--skip', 'certbot', ...operatorKeyArgs(target), '--set', 'ufw.internalFrom=["10.213.0.0/24"]'];
-    const steps = ['packages', 'deploy-user', 'ssh-harden', 'ufw', 'fail2ban', 'nginx', 'postgresql', 'unattended-upgrades', 'timesync'];
-    const [dry1, apply1, , apply2] = await fourCells(target, args, steps);
+    const steps = ['packages', 'deploy-user', 'ssh-harden', 'ufw', 'fail2ban', 'nginx', 'postgresql', 'backups', 'unattended-upgrades', 'timesync', 'baseline'];
+    // The first apply turns root logins off (PermitRootLogin no once the deploy user is proven): later runs log in as deploy.
+    const [dry1, apply1, , apply2] = await fourCells(target, args, steps, { after: 'deploy' });
     expect(dry1.host.roundTrips).toBe(1);
     expect(apply2.host.roundTrips, 'a converged host costs one round trip').toBe(1);
     // The profile's numbers reached the steps: its public ports and its postgresql.conf settings.
@@ -67,16 +68,16 @@ describe.skipIf(!can.ok && !process.env['CI'])('provision a whole profile (aikov
     const password = await run(['ssh', '-F', '/dev/null', '-o', 'BatchMode=yes', '-o', 'PubkeyAuthentication=no', '-o', `UserKnownHostsFile=${target.knownHostsPath}`,
       '-o', 'StrictHostKeyChecking=yes', `deploy@${target.host}`, 'true'], { timeoutMs: 30_000 });
     expect(password.stderr).toMatch(/Permission denied \(publickey\)/);
-  });
+  }, 900_000);
 
   it('ends by benchmarking the model server when the profile has benchmark targets (evolution-tier1)', async () => {
     // The model server listens on the test bridge; zanuri reaches it only through the target's SSH connection.
     const server = await startLlmServer({ listen: '10.213.0.1' });
     try {
-      const result = await zanuriProvision(target, ['--profile', 'evolution-tier1', ...operatorKeyArgs(target), '--bench-endpoint', server.url]);
+      const result = await zanuriProvision(target, ['--profile', 'evolution-tier1', ...operatorKeyArgs(target), '--bench-endpoint', server.url], 'deploy');
       expect(result.code, result.stderr).toBe(0);
       const report = JSON.parse(result.stdout) as { bench: Record<string, { model: string; singleStream: { metrics: { completed: number } }; targets: Array<{ id: string; status: string }> }> };
-      const bench = report.bench[`root@${target.host}`];
+      const bench = report.bench[`deploy@${target.host}`];
       expect(bench?.model).toBe(server.model);
       expect(bench?.singleStream.metrics.completed).toBeGreaterThan(0);
       // Tier 1's 7B target cannot be judged against a tiny model of unknown size: said so, not passed.
@@ -84,5 +85,5 @@ describe.skipIf(!can.ok && !process.env['CI'])('provision a whole profile (aikov
     } finally {
       await server.close();
     }
-  });
+  }, 300_000);
 });

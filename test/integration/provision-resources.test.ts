@@ -81,7 +81,7 @@ describe.skipIf(!can.ok && !process.env['CI'])('provision: resources on real tar
     const dry = await zanuriProvision(files, [...args, '--dry-run']);
     const put = dry.host.steps.find((s) => s.id === 'ssh-harden')?.actions[0];
     expect(put?.summary).toBe(`update ${dropIn} (root:root 0644) from ${join(overrides, 'ssh', 'hardening.conf')} (overrides template ssh/hardening.conf)`);
-    expect(put?.diff).toContain('+PermitRootLogn prohibit-password');
+    expect(put?.diff).toContain('+PermitRootLogn no');
 
     const run = await zanuriProvision(files, args);
     const step = run.host.steps.find((s) => s.id === 'ssh-harden');

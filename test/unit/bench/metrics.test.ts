@@ -4,7 +4,7 @@ import { distribution, levelMetrics, percentile } from '../../../src/bench/metri
 
 function result(ttft: number, gap: number, tokens: number, ok = true): RequestResult {
   const tokenTimes = Array.from({ length: tokens }, (_, i) => ttft + i * gap);
-  return { ok, ...(ok ? {} : { error: 'HTTP 500: boom' }), startedAt: 0, ttftMs: ttft, e2eMs: ttft + (tokens - 1) * gap, tokenTimes, outputTokens: tokens, promptTokens: 10, server: null };
+  return { ok, ...(ok ? {} : { error: 'HTTP 500: boom' }), startedAt: 0, ttftMs: ttft, ttfatMs: ttft, reasoningChunks: 0, e2eMs: ttft + (tokens - 1) * gap, tokenTimes, outputTokens: tokens, promptTokens: 10, server: null };
 }
 
 describe('metrics', () => {

@@ -14,6 +14,19 @@ describe('roofline', () => {
     expect(gpuSpec('Matrox G200eW')).toBeNull();
   });
 
+  it('has a sourced entry for every GPU the profiles and the issue name, by the names nvidia-smi prints', () => {
+    const names: Record<string, [number, number]> = {
+      'NVIDIA H200': [4800, 141], 'NVIDIA H200 NVL': [4800, 141], 'NVIDIA H100 80GB HBM3': [3350, 80], 'NVIDIA H100 PCIe': [2000, 80],
+      'NVIDIA A100-SXM4-40GB': [1555, 40], 'NVIDIA A100-PCIE-40GB': [1555, 40], 'NVIDIA A100-SXM4-80GB': [2039, 80], 'NVIDIA A100 80GB PCIe': [1935, 80],
+      'NVIDIA L40S': [864, 48], 'NVIDIA GeForce RTX 4090': [1008, 24], 'NVIDIA GeForce RTX 3090': [936, 24],
+    };
+    for (const [name, [bandwidth, vram]] of Object.entries(names)) {
+      const spec = gpuSpec(name);
+      expect(spec, name).toMatchObject({ bandwidthGBs: bandwidth, vramGB: vram });
+      expect(spec?.source, name).toMatch(/NVIDIA .*(datasheet|specifications)/);
+    }
+  });
+
   it('reads model sizes as servers print them', () => {
     expect(parseParamCount('7B')).toBe(7);
     expect(parseParamCount('70.6B')).toBe(70.6);
@@ -38,8 +51,8 @@ describe('judgeTargets', () => {
   const single = (tokPerS: number): LevelResult => {
     const gap = 1000 / tokPerS;
     const tokenTimes = Array.from({ length: 50 }, (_, i) => 50 + i * gap);
-    const r = { ok: true, startedAt: 0, ttftMs: 50, e2eMs: 50 + 49 * gap, tokenTimes, outputTokens: 50, promptTokens: 10, server: null };
-    return { plan: { concurrency: 1, requests: 1, maxDurationMs: 1000 }, metrics: levelMetrics([r], r.e2eMs), results: [r] };
+    const r = { ok: true, startedAt: 0, ttftMs: 50, ttfatMs: 50, reasoningChunks: 0, e2eMs: 50 + 49 * gap, tokenTimes, outputTokens: 50, promptTokens: 10, server: null };
+    return { plan: { concurrency: 1, requests: 1, maxDurationMs: 1000 }, metrics: levelMetrics([r], r.e2eMs), results: [r], achieved: { meanConcurrency: 1, peakConcurrency: 1, reached: true, rate: null, warmedConnections: 1 }, window: { startedAt: 0, endedAt: r.e2eMs }, fillers: 0 };
   };
   const base = { gpuName: 'NVIDIA GeForce RTX 4090', gpuCount: 1, vramBytes: 24564 * 1024 * 1024, levels: [] };
 
@@ -61,6 +74,26 @@ describe('judgeTargets', () => {
     expect(judgeTargets([target], { ...base, model, singleStream: single(180) })[0]?.status).toBe('pass');
     expect(judgeTargets([target], { ...base, model, singleStream: single(120) })[0]?.status).toBe('fail');
     expect(judgeTargets([{ ...target, model: '13B', min: 100 }], { ...base, model, singleStream: single(180) })[0]?.status).toBe('not-measured');
+  });
+});
+
+describe('judging a concurrency target', () => {
+  const level = (reached: boolean): LevelResult => {
+    const r = { ok: true, startedAt: 0, ttftMs: 100, ttfatMs: 100, reasoningChunks: 0, e2eMs: 1770, tokenTimes: [100, 1770], outputTokens: 2, promptTokens: 10, server: null };
+    return { plan: { concurrency: 50, requests: 150, maxDurationMs: 1000 }, metrics: levelMetrics([r], 1770), results: [r],
+      achieved: { meanConcurrency: reached ? 49.9 : 20, peakConcurrency: reached ? 50 : 20, reached, rate: null, warmedConnections: 50 }, window: { startedAt: 0, endedAt: 1770 }, fillers: 0 };
+  };
+  const target = { id: 'inference-p95-latency', model: 'all production models', mode: 'aggregate' as const, metric: 'p95_latency_ms', max: 2000, concurrency: 50, source: 's' };
+  const ctx = { gpuName: null, gpuCount: 0, vramBytes: null, model: null, singleStream: null };
+
+  it('refuses to judge "p95 <= 2 s at 50 concurrent" from a level that held only 20 streams, and says so', () => {
+    const [verdict] = judgeTargets([target], { ...ctx, levels: [level(false)] });
+    expect(verdict).toMatchObject({ status: 'not-measured' });
+    expect(verdict?.reason).toMatch(/did not hold 50 streams \(mean 20.0, peak 20 in flight\)/);
+  });
+
+  it('judges it from a level that held its 50 streams', () => {
+    expect(judgeTargets([target], { ...ctx, levels: [level(true)] })[0]).toMatchObject({ status: 'pass', actual: '1770.0' });
   });
 });
 

@@ -49,3 +49,39 @@ describe('stream parsers', () => {
     expect(feed(new NdjsonParser(), Buffer.from('<html>502 Bad Gateway</html>\n'), 64)[0]).toMatchObject({ kind: 'error' });
   });
 });
+
+describe('reasoning and error shapes', () => {
+  it('times reasoning deltas as tokens on their own channel: reasoning_content (vLLM, llama.cpp), reasoning (newer vLLM, Ollama /v1)', () => {
+    const text = ['{"choices":[{"delta":{"role":"assistant","content":""}}]}', '{"choices":[{"delta":{"reasoning_content":"Let me think"}}]}',
+      '{"choices":[{"delta":{"reasoning":" more"}}]}', '{"choices":[{"delta":{"content":"Answer"}}]}'].map((l) => `data: ${l}\n\n`).join('');
+    expect(feed(new SseParser(), Buffer.from(text), 7)).toEqual([
+      { kind: 'token', text: 'Let me think', channel: 'reasoning' }, { kind: 'token', text: ' more', channel: 'reasoning' }, { kind: 'token', text: 'Answer' },
+    ]);
+  });
+
+  it('reads Ollama\'s native "thinking" field, from /api/generate and /api/chat, as reasoning tokens', () => {
+    const text = '{"response":"","thinking":"Hmm","done":false}\n{"message":{"role":"assistant","content":"","thinking":"ok"},"done":false}\n{"response":"Yes","done":false}\n';
+    expect(feed(new NdjsonParser(), Buffer.from(text), 5)).toEqual([
+      { kind: 'token', text: 'Hmm', channel: 'reasoning' }, { kind: 'token', text: 'ok', channel: 'reasoning' }, { kind: 'token', text: 'Yes' },
+    ]);
+  });
+
+  it('reads vLLM\'s error objects inside the stream, old ({"object":"error"}) and new ({"error":{...}})', () => {
+    expect(feed(new SseParser(), Buffer.from('data: {"object":"error","message":"maximum context length is 2048 tokens","type":"BadRequestError","param":null,"code":400}\n\n'), 9))
+      .toEqual([{ kind: 'error', message: 'maximum context length is 2048 tokens' }]);
+    expect(feed(new SseParser(), Buffer.from('data: {"error":{"object":"error","message":"engine dead","type":"InternalServerError","code":500}}\n\n'), 9))
+      .toEqual([{ kind: 'error', message: 'engine dead' }]);
+  });
+
+  it('finds the message of every server\'s error body, and none in a normal chunk', async () => {
+    const { errorMessage } = await import('../../../src/bench/stream.js');
+    const { httpErrorMessage } = await import('../../../src/bench/client.js');
+    expect(errorMessage({ detail: 'Not Found' })).toBe('Not Found');
+    expect(errorMessage({ detail: [{ loc: ['body', 'max_tokens'], msg: 'Input should be a valid integer' }] })).toBe('Input should be a valid integer');
+    expect(errorMessage({ error: { code: 503, message: 'Loading model', type: 'unavailable_error' } })).toBe('Loading model');
+    expect(errorMessage({ choices: [] })).toBeNull();
+    expect(httpErrorMessage(400, '{"object":"error","message":"bad max_tokens","type":"BadRequestError","param":null,"code":400}')).toBe('HTTP 400: bad max_tokens');
+    expect(httpErrorMessage(502, '<html>\n<body>502 Bad Gateway</body>\n</html>')).toBe('HTTP 502: <html> <body>502 Bad Gateway</body> </html>');
+    expect(httpErrorMessage(500, '')).toBe('HTTP 500: (empty body)');
+  });
+});

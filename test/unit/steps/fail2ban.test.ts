@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Action, Plan } from '../../../src/core/plan.js';
-import { commandFact, fileFact, packagesFact, serviceFact, sshdConfigFact } from '../../../src/facts/state.js';
-import { fail2ban, jailPath, jailStatusCmd } from '../../../src/steps/fail2ban.js';
+import { commandFact, fileFact, osReleaseFact, packagesFact, serviceFact, sshdConfigFact } from '../../../src/facts/state.js';
+import { brokenOnUbuntu, fail2ban, fail2banVersion, jailPath, jailStatusCmd, policyFact } from '../../../src/steps/fail2ban.js';
 import { planStep } from '../../../src/steps/plan.js';
 import type { PlanContext } from '../../../src/steps/types.js';
 import { loadTemplates } from '../../../src/templates/load.js';
@@ -13,7 +13,11 @@ beforeAll(async () => {
 });
 const defaults = fail2ban.parseParams({});
 
-interface Host { jail?: string | null; owner?: string; authLog?: boolean; module?: boolean; service?: string; ports?: number[] }
+interface Host { jail?: string | null; owner?: string; authLog?: boolean; module?: boolean; service?: string; ports?: number[]; osRelease?: string; policy?: string; ufw?: boolean; selected?: string[] }
+const debian12 = 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nNAME="Debian GNU/Linux"\nVERSION_ID="12"\nID=debian\n';
+const ubuntu2404 = 'PRETTY_NAME="Ubuntu 24.04.1 LTS"\nNAME="Ubuntu"\nVERSION_ID="24.04"\nID=ubuntu\nID_LIKE=debian\n';
+/** `apt-cache policy fail2ban` as apt prints it (captured on Debian 12 and on Ubuntu 24.04 without noble-updates). */
+const policyOf = (installed: string, candidate: string): string => `fail2ban:\n  Installed: ${installed}\n  Candidate: ${candidate}\n  Version table:\n     ${candidate} 500\n        500 http://deb.debian.org/debian bookworm/main amd64 Packages\n@@rc=0`;
 function planFor(host: Host, p = defaults): Plan {
   return planStep(fail2ban, factsOf([
     [fileFact(jailPath), host.jail == null ? 'absent' : `present 644 ${host.owner ?? 'root'} root\n${b64(host.jail)}`],
@@ -22,7 +26,10 @@ function planFor(host: Host, p = defaults): Plan {
     [packagesFact(['python3-systemd']), host.module ? 'python3-systemd\tii \t235-1+b2\n' : ''],
     [serviceFact('fail2ban.service'), host.service ?? 'enabled\nactive'],
     [sshdConfigFact(), `${(host.ports ?? [22]).map((n) => `port ${n}`).join('\n')}\nusepam yes\n@@rc=0`],
-  ]), p, ctx);
+    [osReleaseFact(), host.osRelease ?? debian12],
+    [policyFact, host.policy ?? policyOf('1.0.1-1', '1.0.1-1')],
+    [packagesFact(['ufw']), host.ufw ? 'ufw\tii \t0.36.2-1\n' : ''],
+  ]), p, { ...ctx, ...(host.selected ? { selected: host.selected } : {}) });
 }
 const kinds = (actions: readonly Action[]): string[] => actions.map((a) => (a.kind === 'service' ? `service ${a.op}` : a.kind));
 const written = (plan: Plan): string => {
@@ -45,6 +52,13 @@ describe('fail2ban', () => {
     expect(plan.actions[1]?.why).toMatch(/reads \/var\/log\/auth\.log, which does not exist, so fail2ban cannot start/);
     expect(written(plan)).toBe([
       '# Managed by zanuri (fail2ban); edits here are overwritten.',
+      '[DEFAULT]',
+      '# Bans of a source that comes back grow each time (bantime x 2^n), up to bantime.maxtime.',
+      'bantime.increment = true',
+      'bantime.maxtime = 1w',
+      'banaction = iptables-multiport',
+      'banaction_allports = iptables-allports',
+      '',
       '[sshd]',
       'enabled = true',
       'port = 22',
@@ -53,6 +67,17 @@ describe('fail2ban', () => {
       'maxretry = 5',
       'findtime = 10m',
       'bantime = 1h',
+      'ignoreip = 127.0.0.1/8 ::1',
+      '',
+      '# A source banned 5 times within a day is banned from every port for a week.',
+      '[recidive]',
+      'enabled = true',
+      'backend = auto',
+      'logpath = /var/log/fail2ban.log',
+      'banaction = %(banaction_allports)s',
+      'maxretry = 5',
+      'findtime = 1d',
+      'bantime = 1w',
       'ignoreip = 127.0.0.1/8 ::1',
       '',
     ].join('\n'));
@@ -67,7 +92,7 @@ describe('fail2ban', () => {
 
   it('leaves a converged host alone and says why', () => {
     expect(planFor({ jail: journalJail(), module: true })).toEqual({
-      actions: [], noop: 'fail2ban is running with the sshd jail (journal, maxretry 5, findtime 10m, bantime 1h)',
+      actions: [], noop: 'fail2ban is running with the sshd jail (journal, maxretry 5, findtime 10m, bantime 1h increasing to 1w, bans by iptables) and the recidive jail',
     });
   });
 
@@ -90,6 +115,8 @@ describe('fail2ban', () => {
   it('never bans localhost, and adds the operator\'s sources once each', () => {
     const p = fail2ban.parseParams({ ignoreip: ['10.0.0.0/8', '2001:db8::/32', '10.0.0.0/8'] });
     expect(written(planFor({}, p))).toMatch(/^ignoreip = 127\.0\.0\.1\/8 ::1 10\.0\.0\.0\/8 2001:db8::\/32$/m);
+    // The recidive jail never bans them either.
+    expect(written(planFor({}, p)).match(/^ignoreip = 127\.0\.0\.1\/8 ::1 10\.0\.0\.0\/8 2001:db8::\/32$/gm)).toHaveLength(2);
   });
 
   it('enables and starts a stopped, disabled service whose config is right', () => {
@@ -104,9 +131,11 @@ describe('fail2ban', () => {
   });
 
   it('fills in defaults and keeps good parameters', () => {
-    expect(defaults).toEqual({ maxretry: 5, bantime: '1h', findtime: '10m', ignoreip: [] });
+    const rest = { maxBantime: '1w', recidive: true, recidiveMaxretry: 5, banaction: 'auto' };
+    expect(defaults).toEqual({ maxretry: 5, bantime: '1h', findtime: '10m', ignoreip: [], ...rest });
     expect(fail2ban.parseParams({ maxretry: 3, bantime: '600', findtime: '1d', ignoreip: ['10.0.0.0/8', '2001:db8::/32'] }))
-      .toEqual({ maxretry: 3, bantime: '600', findtime: '1d', ignoreip: ['10.0.0.0/8', '2001:db8::/32'] });
+      .toEqual({ maxretry: 3, bantime: '600', findtime: '1d', ignoreip: ['10.0.0.0/8', '2001:db8::/32'], ...rest });
+    expect(() => fail2ban.parseParams({ banaction: 'shorewall' })).toThrow(/banaction/);
   });
 
   it('refuses hostile and bad values before any connection', () => {
@@ -119,5 +148,32 @@ describe('fail2ban', () => {
     expect(() => fail2ban.parseParams({ ignoreip: ['10.0.0.1 0.0.0.0/0'] })).toThrow(/ignoreip\[0\] must be an IPv4 or IPv6 address or CIDR/);
     expect(() => fail2ban.parseParams({ ignoreip: ['10.0.0.0/8\n[DEFAULT]'] })).toThrow(/ignoreip\[0\]/);
     expect(() => fail2ban.parseParams({ enabled: false })).toThrow(/unknown parameter "enabled"/);
+  });
+
+  it('bans through ufw when the ufw step runs in the same playbook or ufw is installed, both for sshd and recidive', () => {
+    for (const host of [{ selected: ['ufw', 'fail2ban'] }, { ufw: true }]) {
+      const jail = written(planFor(host));
+      expect(jail).toMatch(/^banaction = ufw\nbanaction_allports = ufw$/m);
+      expect(jail).toMatch(/^\[recidive\][^[]*banaction = %\(banaction_allports\)s$/m);
+    }
+    expect(written(planFor({ ufw: true }, fail2ban.parseParams({ banaction: 'nftables' })))).toMatch(/^banaction = nftables-multiport\nbanaction_allports = nftables-allports$/m);
+  });
+
+  it('drops the recidive jail when asked, and grows bans up to maxBantime', () => {
+    const jail = written(planFor({}, fail2ban.parseParams({ recidive: false, maxBantime: '30d' })));
+    expect(jail).not.toMatch(/recidive/);
+    expect(jail).toMatch(/^bantime\.increment = true\nbantime\.maxtime = 30d$/m);
+  });
+
+  it('refuses, before any change, the fail2ban of Ubuntu 24.04\'s release pocket that crashes at start (missing asynchat)', () => {
+    expect(() => planFor({ osRelease: ubuntu2404, policy: policyOf('(none)', '1.0.2-3') })).toThrow(/1\.0\.2-3 from Ubuntu 24\.04's release pocket crashes/);
+    expect(() => planFor({ osRelease: ubuntu2404, policy: policyOf('(none)', '1.0.2-3ubuntu0.1') })).not.toThrow();
+    expect(brokenOnUbuntu({ ID: 'debian', VERSION_ID: '24.04' }, '1.0.2-3')).toBe(false);
+  });
+
+  it('reads the installed version first, else the candidate, from apt-cache policy', () => {
+    expect(fail2banVersion('fail2ban:\n  Installed: 1.0.2-3ubuntu0.1\n  Candidate: 1.0.2-3ubuntu0.1\n')).toBe('1.0.2-3ubuntu0.1');
+    expect(fail2banVersion('fail2ban:\n  Installed: (none)\n  Candidate: 1.0.2-3\n')).toBe('1.0.2-3');
+    expect(fail2banVersion('N: Unable to locate package fail2ban\n')).toBeNull();
   });
 });

@@ -43,7 +43,7 @@ function rendered(path: string, os = debian, p = defaults): string {
 
 describe('unattended-upgrades parameters', () => {
   it('hold the NVIDIA driver and CUDA packages and take security updates only by default', () => {
-    expect(defaults).toEqual({ securityOnly: true, holdPatterns: defaultHoldPatterns });
+    expect(defaults).toEqual({ securityOnly: true, holdPatterns: defaultHoldPatterns, automaticReboot: false, rebootTime: '03:30', rebootWithUsers: false });
     expect(defaultHoldPatterns).toEqual(expect.arrayContaining(['nvidia-*', 'libnvidia-*', 'cuda-*', 'libcuda*']));
   });
 
@@ -91,6 +91,10 @@ describe('unattended-upgrades files', () => {
       '        "nvidia-.*";',
       '        "libstdc[+][+]6$";',
       '};',
+      '// Kernel, glibc and OpenSSL fixes take effect only after a reboot (/var/run/reboot-required).',
+      'Unattended-Upgrade::Automatic-Reboot "false";',
+      'Unattended-Upgrade::Automatic-Reboot-WithUsers "false";',
+      'Unattended-Upgrade::Automatic-Reboot-Time "03:30";',
       '',
     ].join('\n'));
     expect(rendered(zanuriPath, debian, unattendedUpgrades.parseParams({ holdPatterns: [] }))).not.toContain('Package-Blacklist');
@@ -118,8 +122,21 @@ describe('unattended-upgrades plan', () => {
 
   it('leaves a converged host alone and says why, also when the package wrote 20auto-upgrades itself', () => {
     expect(planFor({ periodic: present(packageWritten), zanuri: present(rendered(zanuriPath)) })).toEqual({
-      actions: [], noop: `unattended-upgrade runs daily (security updates only), holding ${defaultHoldPatterns.join(' ')}`,
+      actions: [], noop: `unattended-upgrade runs daily (security updates only), holding ${defaultHoldPatterns.join(' ')}; never reboots by itself (zanuri check reports a pending reboot)`,
     });
+  });
+
+  it('reboots by itself only when asked, at the given time, and apt reads the policy back', () => {
+    const p = unattendedUpgrades.parseParams({ automaticReboot: true, rebootTime: '04:15' });
+    const text = rendered(zanuriPath, debian, p);
+    expect(text).toContain('Unattended-Upgrade::Automatic-Reboot "true";\nUnattended-Upgrade::Automatic-Reboot-WithUsers "false";\nUnattended-Upgrade::Automatic-Reboot-Time "04:15";\n');
+    expect(planFor({ periodic: present(packageWritten), zanuri: present(text) }, p)).toMatchObject({ noop: expect.stringMatching(/reboots by itself at 04:15 when an upgrade needs it$/) });
+    for (const bad of ['4:15', '24:00', '03:30; reboot', 'now']) expect(() => unattendedUpgrades.parseParams({ rebootTime: bad }), bad).toThrow(/rebootTime must be a time of day HH:MM/);
+    if (!hasAptConfig()) return;
+    const dir = mkdtempSync(join(tmpdir(), 'zanuri-uu-'));
+    writeFileSync(join(dir, 'a.conf'), text);
+    const shell = execFileSync('apt-config', ['-c', join(dir, 'a.conf'), 'shell', 'R', 'Unattended-Upgrade::Automatic-Reboot', 'T', 'Unattended-Upgrade::Automatic-Reboot-Time'], { encoding: 'utf8' });
+    expect(parseAptShell(shell)).toEqual({ R: 'true', T: '04:15' });
   });
 
   it('rewrites a file switched off by hand, and turns the apt timers back on', () => {

@@ -1,0 +1,206 @@
+/**
+ * What the GPU steps (nvidia-driver, fabric-manager, cuda-toolkit) share: the facts they read about the
+ * NVIDIA stack, NVIDIA's CUDA apt repository, and the refusal that stops a step before it changes anything.
+ * Not a step itself (steps never import each other).
+ */
+import { ConfigError, ExitCode, ZanuriError } from '../core/errors.js';
+import {
+  branchOf, driverVersionOf, nvidiaPci, parseLoadedNvidiaVersion, parseMokutilSbState, type NvidiaPci, type SecureBootState,
+} from '../facts/gpu.js';
+import { familyOf, osReleaseFact, type FactRequest, type FactValues } from '../facts/state.js';
+import { aptRepository } from '../resources/apt-repository.js';
+import type { Resource } from '../resources/types.js';
+import { Type } from './schema.js';
+import type { PlanContext } from './types.js';
+
+/**
+ * A step that cannot go on without the operator (Secure Boot with unsigned modules, a CUDA the driver
+ * cannot run): planned, nothing changed, the ways forward in the hint. Exit code 6, like a failed step.
+ */
+export class RefusedError extends ZanuriError {
+  readonly code = 'REFUSED';
+  readonly exitCode = ExitCode.provisionFailed;
+}
+
+/** NVIDIA devices on the bus: lspci -nn -D, or the same shape from sysfs without pciutils (as the hardware probe). */
+export function pciFact(): FactRequest<NvidiaPci> {
+  return {
+    key: 'nvidia-pci',
+    script: [
+      'if command -v lspci >/dev/null 2>&1; then lspci -nn -D; else',
+      '  for d in /sys/bus/pci/devices/*; do',
+      '    [ -r "$d/class" ] || continue',
+      '    c=$(cat "$d/class"); v=$(cat "$d/vendor"); i=$(cat "$d/device")',
+      '    c=${c#0x}; c=${c%??}',
+      '    printf \'%s Class [%s]: Unknown vendor [%s:%s]\\n\' "${d##*/}" "$c" "${v#0x}" "${i#0x}"',
+      '  done',
+      'fi',
+    ].join('\n'),
+    parse: nvidiaPci,
+  };
+}
+
+/** Secure Boot as mokutil reports it; without mokutil, the EFI variable printed in mokutil's words. */
+export function secureBootFact(): FactRequest<SecureBootState> {
+  return {
+    key: 'secure-boot',
+    script: [
+      'if command -v mokutil >/dev/null 2>&1; then mokutil --sb-state 2>&1',
+      'elif [ ! -d /sys/firmware/efi ]; then echo "EFI variables are not supported on this system"',
+      'else',
+      '  v=/sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c',
+      '  if [ -r "$v" ]; then b=$(od -An -t u1 -j 4 -N 1 "$v" | tr -d " "); [ "$b" = 1 ] && echo "SecureBoot enabled" || echo "SecureBoot disabled"; fi',
+      'fi',
+    ].join('\n'),
+    parse: parseMokutilSbState,
+  };
+}
+
+export interface InstalledPackage {
+  name: string;
+  version: string;
+}
+
+/** The NVIDIA stack as the running system has it: what is loaded, what is installed, and when the modules changed. */
+export interface NvidiaState {
+  /** When this boot began (seconds since the epoch): PID 1's start, which a container's reboot resets too. */
+  bootEpoch: number | null;
+  kernel: string | null;
+  /** The loaded nvidia module's version, null when none is loaded. */
+  loaded: string | null;
+  nouveauLoaded: boolean;
+  /** The newest install or upgrade of a kernel-module package (its dpkg file list's time). */
+  modulesChanged: { at: number; pkg: string } | null;
+  /** Installed NVIDIA and CUDA packages. */
+  installed: InstalledPackage[];
+  /** The driver version: the installed kernel-module (or user-space) package's, else the loaded module's. */
+  driverVersion: string | null;
+}
+
+/** Kernel-module packages of every route: NVIDIA's nvidia-open (installed with its module), Debian DKMS, NVIDIA's DKMS, Ubuntu's prebuilt and DKMS ones. */
+export const modulePackageGlobs = ['nvidia-open', 'nvidia-kernel-dkms', 'nvidia-kernel-open-dkms', 'nvidia-open-kernel-dkms', 'linux-modules-nvidia-*', 'nvidia-dkms-*'];
+
+export function nvidiaStateFact(): FactRequest<NvidiaState> {
+  const lists = modulePackageGlobs.map((g) => `/var/lib/dpkg/info/${g}.list /var/lib/dpkg/info/${g}:*.list`).join(' ');
+  return {
+    key: 'nvidia-state',
+    script: [
+      'b=$(awk \'/^btime/{print $2}\' /proc/stat 2>/dev/null)',
+      's=$(sed \'s/.*) //\' /proc/1/stat 2>/dev/null | awk \'{print $20}\')',
+      'hz=$(getconf CLK_TCK 2>/dev/null || echo 100)',
+      '[ -n "$b" ] && [ -n "$s" ] && echo "boot $((b + s / hz))"',
+      'echo "kernel $(uname -r)"',
+      '[ -r /sys/module/nvidia/version ] && echo "loaded $(cat /sys/module/nvidia/version)"',
+      '[ -d /sys/module/nouveau ] && echo nouveau',
+      `for f in ${lists}; do [ -f "$f" ] && echo "changed $(stat -c %Y "$f") $(basename "$f" .list)"; done`,
+      'dpkg-query -W -f=\'pkg\\t${db:Status-Abbrev}\\t${Package}\\t${Version}\\n\' \'nvidia-*\' \'libnvidia-*\' \'linux-modules-nvidia-*\' \'libcuda1\' \'cuda-*\' 2>/dev/null',
+      'true',
+    ].join('\n'),
+    parse: parseNvidiaState,
+  };
+}
+
+export function parseNvidiaState(output: string): NvidiaState {
+  const state: NvidiaState = { bootEpoch: null, kernel: null, loaded: null, nouveauLoaded: false, modulesChanged: null, installed: [], driverVersion: null };
+  for (const line of output.split('\n')) {
+    const [word, ...rest] = line.split(line.startsWith('pkg\t') ? '\t' : ' ');
+    if (word === 'boot' && /^\d+$/.test(rest[0] ?? '')) state.bootEpoch = Number(rest[0]);
+    else if (word === 'kernel' && rest[0]) state.kernel = rest[0];
+    else if (word === 'loaded') state.loaded = parseLoadedNvidiaVersion(rest.join(' '));
+    else if (word === 'nouveau') state.nouveauLoaded = true;
+    else if (word === 'changed' && /^\d+$/.test(rest[0] ?? '') && rest[1]) {
+      const at = Number(rest[0]);
+      if (!state.modulesChanged || at > state.modulesChanged.at) state.modulesChanged = { at, pkg: rest[1].replace(/:.*$/, '') };
+    } else if (word === 'pkg' && /^[ih]i/.test(rest[0] ?? '') && rest[1] && rest[2]) state.installed.push({ name: rest[1], version: rest[2] });
+  }
+  const modulePackage = state.installed.find((p) => modulePackageGlobs.some((g) => new RegExp(`^${g.replace('*', '.*')}$`).test(p.name)) && !p.name.startsWith('linux-modules-'));
+  // Ubuntu's prebuilt modules carry the kernel's version; their driver version is the kernel-common package's.
+  const userSpace = state.installed.find((p) => /^(libnvidia-compute-\d+|nvidia-kernel-common-\d+|libcuda1|nvidia-utils-\d+)/.test(p.name));
+  // The installed packages' version is the one the host runs after its next boot; the loaded module only when no package says.
+  state.driverVersion = driverVersionOf((modulePackage ?? userSpace)?.version ?? '') ?? state.loaded;
+  return state;
+}
+
+/** The installed driver's branch (from the loaded module or the packages), null when none is installed. */
+export const installedBranch = (state: NvidiaState): number | null => (state.driverVersion ? branchOf(state.driverVersion) : null);
+
+/** Debian 12 or an Ubuntu LTS: the distribution names NVIDIA's repository paths use (debian12, ubuntu2204). */
+export function distroOf(release: Record<string, string>): { family: 'debian' | 'ubuntu' | 'unknown'; name: string; codename: string } {
+  const family = familyOf(release);
+  const version = (release['VERSION_ID'] ?? '').replace(/"/g, '');
+  const id = family === 'ubuntu' ? `ubuntu${version.replace('.', '')}` : family === 'debian' ? `debian${version.split('.')[0]}` : 'unknown';
+  return { family, name: id, codename: release['VERSION_CODENAME'] ?? '' };
+}
+
+export const osFacts = (): FactRequest<unknown>[] => [osReleaseFact(), pciFact(), nvidiaStateFact()];
+
+/** The GPUs the step may act on, and why it skips otherwise (every GPU step says the same). */
+export function gpuPresence(facts: FactValues, force: boolean): { gpus: number; skip: string | null } {
+  // Before any fact is read (preflight, discovery) there is nothing to route by: declare nothing yet.
+  if (!facts.get(osReleaseFact())['ID']) return { gpus: 0, skip: 'the host\'s OS is not known (no /etc/os-release)' };
+  const pci = facts.get(pciFact());
+  if (pci.gpus.length) return { gpus: pci.gpus.length, skip: null };
+  if (force) return { gpus: 0, skip: null };
+  return { gpus: 0, skip: 'no NVIDIA GPU on the PCI bus (vendor 10de, class 03xx): nothing to do (force: true installs anyway)' };
+}
+
+// ---------- NVIDIA's CUDA repository ----------
+
+export const nvidiaKeyFingerprint = 'EB693B3035CD5710E231E123A4B469963BF863CC';
+
+/** The repository parameters every step that uses NVIDIA's CUDA repository takes. */
+export const repositoryParams = {
+  repository: Type.Union([Type.Null(), Type.String({ pattern: '^https?://[A-Za-z0-9.-]+(?::\\d{1,5})?(?:/[A-Za-z0-9._~+,=:@%-]+)*/$', what: 'an http(s) URL ending in /' })], {
+    default: null,
+    description: 'NVIDIA\'s CUDA apt repository for this OS; null: https://developer.download.nvidia.com/compute/cuda/repos/<debian12|ubuntu2204|ubuntu2404>/<x86_64|sbsa>/ (a mirror must keep NVIDIA\'s signatures).',
+  }),
+  repositoryKey: Type.Union([Type.Null(), Type.Array(Type.String({ pattern: '^[\\x20-\\x7e]*$', what: 'a line of an ASCII-armored key' }), { minItems: 3 })], {
+    default: null,
+    description: `NVIDIA's repository signing key, ASCII-armored, e.g. --set STEP.repositoryKey=@3bf863cc.pub after checking its fingerprint (${nvidiaKeyFingerprint}); needed only where the CUDA repository is used.`,
+  }),
+};
+
+export interface RepositoryParams {
+  repository: string | null;
+  repositoryKey: string[] | null;
+}
+
+/**
+ * The key as apt reads it. `--set KEY=@file` hands over the file's non-empty lines, which drops the blank
+ * line that ends an armor's headers: it is put back. Anything but one armored public key is refused.
+ */
+export function armoredKey(lines: readonly string[], step: string): string {
+  const body = lines.map((l) => l.trim()).filter(Boolean);
+  if (body[0] !== '-----BEGIN PGP PUBLIC KEY BLOCK-----' || body.at(-1) !== '-----END PGP PUBLIC KEY BLOCK-----' || body.filter((l) => l.startsWith('-----')).length !== 2) {
+    throw new ConfigError(`${step}: repositoryKey is not one ASCII-armored public key (-----BEGIN PGP PUBLIC KEY BLOCK----- ... -----END PGP PUBLIC KEY BLOCK-----)`);
+  }
+  let headers = 1;
+  while (headers < body.length && /^[A-Za-z-]+: /.test(body[headers] ?? '')) headers += 1;
+  return [...body.slice(0, headers), '', ...body.slice(headers)].join('\n');
+}
+
+/** Parameter checks every repository-using step runs before any connection. */
+export function checkRepository<P extends RepositoryParams>(p: P, step: string): P {
+  if (p.repositoryKey) armoredKey(p.repositoryKey, step);
+  return p;
+}
+
+const archOf = (kernelArch: string | null): string => (kernelArch === 'aarch64' ? 'sbsa' : 'x86_64');
+
+export function repositoryUrl(p: RepositoryParams, distro: string, machine: string | null = null): string {
+  return p.repository ?? `https://developer.download.nvidia.com/compute/cuda/repos/${distro}/${archOf(machine)}/`;
+}
+
+/** NVIDIA's CUDA repository as a deb822 source with its own keyring; refused with the way forward when no key is given. */
+export function cudaRepository(p: RepositoryParams, distro: string, ctx: PlanContext, step: string): Resource {
+  const url = repositoryUrl(p, distro);
+  if (!p.repositoryKey) {
+    throw new RefusedError(`${step}: NVIDIA's CUDA repository (${url}) is needed and its signing key was not given; nothing was changed`, {
+      hint: `download ${url}3bf863cc.pub, check that \`gpg --show-keys 3bf863cc.pub\` shows ${nvidiaKeyFingerprint}, then --set ${step}.repositoryKey=@3bf863cc.pub`,
+    });
+  }
+  return aptRepository('nvidia-cuda', {
+    sources: ctx.templates.render('nvidia/cuda.sources', { url, keyring: '/etc/apt/keyrings/zanuri-nvidia-cuda.asc' }),
+    key: ctx.templates.render('nvidia/repository-key.asc', { key: armoredKey(p.repositoryKey, step) }),
+  });
+}
