@@ -357,3 +357,18 @@ export function driverVersionOf(packageVersion: string): string | null {
 
 /** The branch of a driver version: "535.216.01" -> 535. */
 export const branchOf = (version: string): number => Number(version.split('.')[0]);
+
+/**
+ * PCI devices as `lspci -nn -D` prints them; without pciutils, the same shape from sysfs (the
+ * parsers key on [vendor:device]). Plain POSIX sh, so it runs inside the probe and on its own.
+ */
+export const pciListScript = [
+  'if command -v lspci >/dev/null 2>&1; then lspci -nn -D; else',
+  '  for d in /sys/bus/pci/devices/*; do',
+  '    [ -r "$d/class" ] || continue',
+  '    c=$(cat "$d/class"); v=$(cat "$d/vendor"); i=$(cat "$d/device")',
+  '    c=${c#0x}; c=${c%??}',
+  '    printf \'%s Class [%s]: Unknown vendor [%s:%s]\\n\' "${d##*/}" "$c" "${v#0x}" "${i#0x}"',
+  '  done',
+  'fi',
+].join('\n');

@@ -5,7 +5,7 @@ import { composeProbe, splitSections, type ProbeSection } from './probe.js';
 import { osFacts, osProbe } from './os.js';
 import { cpuFacts, cpuProbe } from './cpu.js';
 import { memoryFacts, memoryProbe } from './memory.js';
-import { gpuFacts } from './gpu.js';
+import { gpuFacts, pciListScript } from './gpu.js';
 import { diskFacts } from './disks.js';
 import { parseDf, filesystemsProbe } from './filesystems.js';
 import { parseNics, networkProbe } from './network.js';
@@ -15,20 +15,7 @@ import { parseRebootRequired, rebootProbe } from './reboot.js';
 
 const gpuProbe: ProbeSection[] = [
   { name: 'nvidia-smi', script: 'has nvidia-smi && nvidia-smi -q' },
-  {
-    name: 'lspci',
-    // Without pciutils, print the same shape as `lspci -nn -D` from sysfs: the parser keys on [vendor:device].
-    script: [
-      'if has lspci; then lspci -nn -D; else',
-      '  for d in /sys/bus/pci/devices/*; do',
-      '    [ -r "$d/class" ] || continue',
-      '    c=$(cat "$d/class"); v=$(cat "$d/vendor"); i=$(cat "$d/device")',
-      '    c=${c#0x}; c=${c%??}',
-      '    printf \'%s Class [%s]: Unknown vendor [%s:%s]\\n\' "${d##*/}" "$c" "${v#0x}" "${i#0x}"',
-      '  done',
-      'fi',
-    ].join('\n'),
-  },
+  { name: 'lspci', script: pciListScript },
 ];
 
 const diskProbe: ProbeSection[] = [

@@ -29,7 +29,7 @@ done`;
 
 /** `client cport server sport` as sshd puts it in SSH_CONNECTION; IPv4-mapped IPv6 written as IPv4. */
 export function parseSshConnection(line: string): SshSession | null {
-  const m = /^(\S+) (\d+) (\S+) (\d+)$/.exec(line.trim());
+  const m = line.trim().match(/^(\S+) (\d+) (\S+) (\d+)$/);
   if (!m) return null;
   const plain = (a: string): string => a.replace(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/i, '$1');
   const client = plain(m[1] ?? '');
@@ -49,7 +49,7 @@ export function sshSessionFact(): FactRequest<SessionState> {
     key: 'ssh-session',
     script: `(\n${sessionSnippet}\nprintf 'session %s\\n' "$zc"\n)`,
     parse: (output) => {
-      const m = /^session ?(.*)$/m.exec(output);
+      const m = output.match(/^session ?(.*)$/m);
       return m ? { read: true, session: parseSshConnection(m[1] ?? '') } : { read: false, session: null };
     },
   };
@@ -91,14 +91,14 @@ done
 
 export function parseSshdFiles(output: string): SshdFile[] {
   const files: SshdFile[] = [];
-  let current: { head: RegExpExecArray; body: string[] } | null = null;
+  let current: { head: RegExpMatchArray; body: string[] } | null = null;
   const flush = (): void => {
     if (!current) return;
     const [, mode = '644', owner = 'root', group = 'root', path = ''] = current.head;
     files.push({ path, mode: parseInt(mode, 8), owner, group, content: Buffer.from(current.body.join(''), 'base64').toString('utf8') });
   };
   for (const line of output.split('\n')) {
-    const head = /^@@file ([0-7]+) (\S+) (\S+) (\/\S+)$/.exec(line);
+    const head = line.match(/^@@file ([0-7]+) (\S+) (\S+) (\/\S+)$/);
     if (head) {
       flush();
       current = { head, body: [] };

@@ -2,8 +2,7 @@ import { ConfigError } from '../core/errors.js';
 import { osReleaseFact, type FactRequest, type FactValues } from '../facts/state.js';
 import { file } from '../resources/file.js';
 import { packages } from '../resources/packages.js';
-import type { Resource } from '../resources/types.js';
-import { RefusedError, checkRepository, cudaRepository, distroOf, gpuPresence, nvidiaStateFact, pciFact, repositoryParams, type RepositoryParams } from './nvidia-shared.js';
+import { RefusedError, checkRepository, cudaRepository, distroOf, gpuPresence, nvidiaStateFact, pciFact, repositoryParams, type RepositoryParams, fromGpuPlan, type GpuPlan } from './nvidia-shared.js';
 import { params, Type } from './schema.js';
 import { defineStep, type PlanContext } from './types.js';
 
@@ -58,7 +57,7 @@ export function chooseCuda(p: Pick<Params, 'minimum' | 'version'>, driverBranch:
   return { version: minimum, why: `CUDA ${p.minimum}, the minimum (the repository's packages are read once it is configured)` };
 }
 
-function plan(facts: FactValues, p: Params, ctx: PlanContext): { resources: Resource[]; summary: string } | { skip: string } {
+function plan(facts: FactValues, p: Params, ctx: PlanContext): GpuPlan {
   const presence = gpuPresence(facts, p.force);
   if (presence.skip) return { skip: presence.skip };
   const distro = distroOf(facts.get(osReleaseFact()));
@@ -94,15 +93,7 @@ export const cudaToolkit = defineStep({
 
   facts: () => [osReleaseFact(), pciFact(), nvidiaStateFact(), toolkitsFact()],
 
-  resources(facts, p, ctx) {
-    const planned = plan(facts, p as Params, ctx);
-    return 'skip' in planned ? [] : planned.resources;
-  },
-
-  converged(p, facts, ctx) {
-    const planned = plan(facts, p as Params, ctx);
-    return 'skip' in planned ? `skipped: ${planned.skip}` : planned.summary;
-  },
+  ...fromGpuPlan<Params>(plan),
 
   /** A login shell finds nvcc, and it is at least the minimum. */
   async verify(ctx, p) {

@@ -6,7 +6,7 @@ import { command } from '../resources/command.js';
 import { packages } from '../resources/packages.js';
 import { service } from '../resources/service.js';
 import type { Resource } from '../resources/types.js';
-import { checkRepository, cudaRepository, distroOf, nvidiaStateFact, pciFact, repositoryParams, type RepositoryParams } from './nvidia-shared.js';
+import { checkRepository, cudaRepository, distroOf, nvidiaStateFact, pciFact, repositoryParams, type RepositoryParams, fromGpuPlan, type GpuPlan } from './nvidia-shared.js';
 import { params, Type } from './schema.js';
 import { defineStep, type PlanContext } from './types.js';
 
@@ -18,7 +18,7 @@ interface Params extends RepositoryParams {
 export const fabricManagerUnit = 'nvidia-fabricmanager.service';
 const packageOf = (branch: number): string => `nvidia-fabricmanager-${branch}`;
 
-function plan(facts: FactValues, p: Params, ctx: PlanContext): { resources: Resource[]; summary: string } | { skip: string } {
+function plan(facts: FactValues, p: Params, ctx: PlanContext): GpuPlan {
   if (!facts.get(osReleaseFact())['ID']) return { skip: 'the host\'s OS is not known (no /etc/os-release)' };
   const pci = facts.get(pciFact());
   if (!pci.nvswitches.length && !p.force) {
@@ -69,15 +69,7 @@ export const fabricManager = defineStep({
 
   facts: () => [osReleaseFact(), pciFact(), nvidiaStateFact()],
 
-  resources(facts, p, ctx) {
-    const planned = plan(facts, p as Params, ctx);
-    return 'skip' in planned ? [] : planned.resources;
-  },
-
-  converged(p, facts, ctx) {
-    const planned = plan(facts, p as Params, ctx);
-    return 'skip' in planned ? `skipped: ${planned.skip}` : planned.summary;
-  },
+  ...fromGpuPlan<Params>(plan),
 
   /** The installed Fabric Manager must be the loaded (or installed) driver's version; with NVSwitches it must run. */
   async verify(ctx) {

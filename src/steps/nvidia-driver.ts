@@ -10,8 +10,7 @@ import { service } from '../resources/service.js';
 import type { Resource } from '../resources/types.js';
 import {
   RefusedError, checkRepository, cudaRepository, distroOf, gpuPresence, installedBranch, nvidiaStateFact, pciFact, repositoryParams, secureBootFact,
-  type NvidiaState,
-} from './nvidia-shared.js';
+  type NvidiaState, fromGpuPlan, type GpuPlan } from './nvidia-shared.js';
 import { params, Type, url } from './schema.js';
 import { defineStep, type PlanContext } from './types.js';
 
@@ -131,7 +130,7 @@ function nonFreeSources(ctx: PlanContext, mirror: string, codename: string): Res
   };
 }
 
-function plan(facts: FactValues, p: Params, ctx: PlanContext): { resources: Resource[]; summary: string } | { skip: string } {
+function plan(facts: FactValues, p: Params, ctx: PlanContext): GpuPlan {
   const presence = gpuPresence(facts, p.force);
   if (presence.skip) return { skip: presence.skip };
   const release = facts.get(osReleaseFact());
@@ -225,15 +224,7 @@ export const nvidiaDriver = defineStep({
 
   facts: () => [osReleaseFact(), pciFact(), nvidiaStateFact(), secureBootFact(), mokTestFact(), initramfsFact(), machineFact(), heldPackagesFact(), fileFact(blacklistPath)],
 
-  resources(facts, p, ctx) {
-    const planned = plan(facts, p as Params, ctx);
-    return 'skip' in planned ? [] : planned.resources;
-  },
-
-  converged(p, facts, ctx) {
-    const planned = plan(facts, p as Params, ctx);
-    return 'skip' in planned ? `skipped: ${planned.skip}` : planned.summary;
-  },
+  ...fromGpuPlan<Params>(plan),
 
   /** With a GPU, nvidia-smi must list it; forced without one, DKMS must have built the module for a kernel. */
   async verify(ctx) {

@@ -5,7 +5,7 @@
  */
 import { ConfigError, ExitCode, ZanuriError } from '../core/errors.js';
 import {
-  branchOf, driverVersionOf, nvidiaPci, parseLoadedNvidiaVersion, parseMokutilSbState, type NvidiaPci, type SecureBootState,
+  branchOf, driverVersionOf, nvidiaPci, parseLoadedNvidiaVersion, parseMokutilSbState, pciListScript, type NvidiaPci, type SecureBootState,
 } from '../facts/gpu.js';
 import { familyOf, osReleaseFact, type FactRequest, type FactValues } from '../facts/state.js';
 import { aptRepository } from '../resources/apt-repository.js';
@@ -26,16 +26,7 @@ export class RefusedError extends ZanuriError {
 export function pciFact(): FactRequest<NvidiaPci> {
   return {
     key: 'nvidia-pci',
-    script: [
-      'if command -v lspci >/dev/null 2>&1; then lspci -nn -D; else',
-      '  for d in /sys/bus/pci/devices/*; do',
-      '    [ -r "$d/class" ] || continue',
-      '    c=$(cat "$d/class"); v=$(cat "$d/vendor"); i=$(cat "$d/device")',
-      '    c=${c#0x}; c=${c%??}',
-      '    printf \'%s Class [%s]: Unknown vendor [%s:%s]\\n\' "${d##*/}" "$c" "${v#0x}" "${i#0x}"',
-      '  done',
-      'fi',
-    ].join('\n'),
+    script: pciListScript,
     parse: nvidiaPci,
   };
 }
@@ -203,4 +194,21 @@ export function cudaRepository(p: RepositoryParams, distro: string, ctx: PlanCon
     sources: ctx.templates.render('nvidia/cuda.sources', { url, keyring: '/etc/apt/keyrings/zanuri-nvidia-cuda.asc' }),
     key: ctx.templates.render('nvidia/repository-key.asc', { key: armoredKey(p.repositoryKey, step) }),
   });
+}
+
+/** What a GPU step plans: its resources and the line that says it is converged, or why it does not apply here. */
+export type GpuPlan = { resources: Resource[]; summary: string } | { skip: string };
+
+/** The resources() and converged() of a step planned by `plan`: nothing to declare when it is skipped, and the reason. */
+export function fromGpuPlan<P>(plan: (facts: FactValues, p: P, ctx: PlanContext) => GpuPlan) {
+  return {
+    resources(facts: FactValues, p: P, ctx: PlanContext): Resource[] {
+      const planned = plan(facts, p, ctx);
+      return 'skip' in planned ? [] : planned.resources;
+    },
+    converged(p: P, facts: FactValues, ctx: PlanContext): string {
+      const planned = plan(facts, p, ctx);
+      return 'skip' in planned ? `skipped: ${planned.skip}` : planned.summary;
+    },
+  };
 }
