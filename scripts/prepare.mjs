@@ -23,8 +23,8 @@ function newest(path) {
   return readdirSync(path).reduce((m, name) => Math.max(m, newest(join(path, name))), info.mtimeMs);
 }
 
-// The first and the last thing npm run build writes.
-const outputs = [join(root, 'dist', 'cli', 'main.js'), join(root, 'dist', 'bundle', 'zanuri.mjs')];
+// The first and the last things npm run build writes (the bin runs the split bundle).
+const outputs = [join(root, 'dist', 'cli', 'main.js'), join(root, 'dist', 'bundle', 'zanuri.mjs'), join(root, 'dist', 'lazy', 'zanuri.mjs')];
 const built = outputs.every((f) => existsSync(f)) ? Math.min(...outputs.map((f) => statSync(f).mtimeMs)) : 0;
 if (built > 0 && built >= Math.max(...inputs.map((p) => newest(join(root, p))))) {
   process.stderr.write('zanuri: the build is newer than its sources; not building again\n');

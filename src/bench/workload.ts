@@ -35,7 +35,7 @@ export function parseLength(text: string, flag: string, max = 1_000_000): Length
   const fixed = /^\s*(\d+)\s*$/.exec(text);
   const range = /^\s*(\d+)\s*-\s*(\d+)\s*$/.exec(text);
   const bad = (): never => {
-    throw new UsageError(`${flag} takes a token count (512) or a range for random lengths (256-1024), from 1 to ${max}; got "${text}"`);
+    throw new UsageError(`${flag} takes a token count (512) or a range for random lengths (256-1024), from 1 to ${max}; got "${text.replace(/[^\x20-\x7e]/g, '?').slice(0, 40)}"`);
   };
   if (fixed) {
     const n = Number(fixed[1]);
@@ -74,7 +74,9 @@ export function parseShareGpt(text: string, name: string): DatasetEntry[] {
   try {
     data = JSON.parse(text);
   } catch (error) {
-    throw new UsageError(`--dataset ${name} is not JSON: ${(error as Error).message}`, { hint: 'the ShareGPT layout is a JSON array of {"conversations": [{"from": "human", "value": ...}, {"from": "gpt", "value": ...}]}' });
+    // JSON.parse's message quotes the text around the error: the file may be anything (--dataset /etc/shadow), so only the position is said.
+    const at = /position (\d+)/.exec((error as Error).message)?.[1];
+    throw new UsageError(`--dataset ${name} is not JSON${at ? ` (at byte ${at})` : ''}; its content is not shown`, { hint: 'the ShareGPT layout is a JSON array of {"conversations": [{"from": "human", "value": ...}, {"from": "gpt", "value": ...}]}' });
   }
   if (!Array.isArray(data)) throw new UsageError(`--dataset ${name}: expected a JSON array of conversations (the ShareGPT layout), got ${typeof data}`);
   const entries: DatasetEntry[] = [];

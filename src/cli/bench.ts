@@ -2,7 +2,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { ExitCode, UsageError } from '../core/errors.js';
 import type { BenchOptions, BenchReport } from '../engine/bench.js';
 import type { ConnectOptions } from '../transport/connect.js';
-import type { SshFlags } from './ssh-options.js';
+import { shownPath, type SshFlags } from './ssh-options.js';
 
 export interface BenchFlags extends SshFlags {
   host?: string[];
@@ -39,21 +39,22 @@ export interface BenchFlags extends SshFlags {
 }
 
 export async function benchOptions(flags: BenchFlags, connect: ConnectOptions): Promise<Omit<BenchOptions, 'host' | 'onProgress'>> {
-  if (flags.api !== 'ollama' && flags.api !== 'openai') throw new UsageError(`--api must be ollama or openai, got "${flags.api}"`);
+  if (flags.api !== 'ollama' && flags.api !== 'openai') throw new UsageError(`--api must be ollama or openai, got "${shownPath(flags.api)}"`);
   const concurrency = flags.concurrency.split(',').map((c) => Number(c.trim()));
-  if (!concurrency.length || concurrency.some((c) => !Number.isInteger(c) || c < 1 || c > 1024)) throw new UsageError(`--concurrency takes whole numbers from 1 to 1024, e.g. 1,4,16,50; got "${flags.concurrency}"`);
+  if (!concurrency.length || concurrency.some((c) => !Number.isInteger(c) || c < 1 || c > 1024)) throw new UsageError(`--concurrency takes whole numbers from 1 to 1024, e.g. 1,4,16,50; got "${shownPath(flags.concurrency)}"`);
   const { parseParamCount, bitsPerWeight } = await import('../bench/roofline.js');
   let modelSize: BenchOptions['modelSize'];
+  // --quant is checked even without --params: a value no run would use is still a mistake to say at once.
+  if (!((flags.quant ?? 'f16').toLowerCase() in bitsPerWeight)) throw new UsageError(`--quant: unknown format "${shownPath(String(flags.quant))}"`, { hint: `known: ${Object.keys(bitsPerWeight).join(', ')}` });
   if (flags.params) {
     const params = parseParamCount(flags.params);
-    if (params === null) throw new UsageError(`--params takes a size such as 7B, 70B or 85M, got "${flags.params}"`);
+    if (params === null) throw new UsageError(`--params takes a size such as 7B, 70B or 85M, got "${shownPath(flags.params)}"`);
     const quantization = (flags.quant ?? 'f16').toLowerCase();
-    if (!(quantization in bitsPerWeight)) throw new UsageError(`--quant: unknown format "${flags.quant}"`, { hint: `known: ${Object.keys(bitsPerWeight).join(', ')}` });
     modelSize = { params, activeParams: params, quantization };
   }
   const { parseLength, parseShareGpt } = await import('../bench/workload.js');
   const rates = flags.rate === undefined ? [] : String(flags.rate).split(',').map((r) => Number(r.trim()));
-  if (rates.some((r) => !Number.isFinite(r) || r <= 0 || r > 100_000)) throw new UsageError(`--rate takes request rates per second, e.g. 1,2,4; got "${flags.rate}"`);
+  if (rates.some((r) => !Number.isFinite(r) || r <= 0 || r > 100_000)) throw new UsageError(`--rate takes request rates per second, e.g. 1,2,4; got "${shownPath(String(flags.rate))}"`);
   if (!(flags.attainment > 0 && flags.attainment <= 1)) throw new UsageError(`--attainment is a fraction of requests, e.g. 0.9; got "${flags.attainment}"`);
   if (flags.findMaxRate && !flags.ttftTarget && !flags.tpotTarget && !flags.e2eTarget) {
     throw new UsageError('--find-max-rate needs latency targets', { hint: 'give --ttft-target, --tpot-target or --e2e-target (milliseconds)' });
@@ -62,9 +63,9 @@ export async function benchOptions(flags: BenchFlags, connect: ConnectOptions): 
   let dataset: { name: string; entries: ReturnType<typeof parseShareGpt> } | undefined;
   if (flags.dataset) {
     const text = await readFile(flags.dataset, 'utf8').catch((e: NodeJS.ErrnoException) => {
-      throw new UsageError(`--dataset ${flags.dataset}: cannot read it (${e.code ?? e.message})`);
+      throw new UsageError(`--dataset ${shownPath(flags.dataset ?? '')}: cannot read it (${e.code ?? e.message})`);
     });
-    dataset = { name: flags.dataset.split('/').at(-1) ?? flags.dataset, entries: parseShareGpt(text, flags.dataset) };
+    dataset = { name: flags.dataset.split('/').at(-1) ?? flags.dataset, entries: parseShareGpt(text, shownPath(flags.dataset)) };
   }
   const workload = {
     input: flags.inputLen ? parseLength(flags.inputLen, '--input-len') : { kind: 'fixed' as const, n: flags.promptWords },

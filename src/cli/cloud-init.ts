@@ -49,7 +49,7 @@ const secretLike = /password$|secret|token|privateKey/i;
  * missing bundle or a bad URL stops here with nothing on stdout and no archive file.
  */
 export async function cloudInit(flags: CloudInitFlags, warn: (line: string) => void): Promise<number> {
-  const [{ selectSteps, parseSet }, { buildArchive, firstBootUserData, checkUrl, checkSha256 }] = await Promise.all([import('./provision.js'), import('../engine/first-boot.js')]);
+  const [{ selectSteps, parseSet }, { buildArchive, firstBootUserData, checkUrl, checkSha256, siteTemplatesDir }] = await Promise.all([import('./provision.js'), import('../engine/first-boot.js')]);
   if (!flags.profile) throw new UsageError('name the profile the machine converges to with --profile');
   if (!flags.nodeUrl || !flags.nodeSha256) {
     throw new UsageError('the machine needs a Node runtime that zanuri runs on: name it with --node-url and --node-sha256', {
@@ -70,9 +70,12 @@ export async function cloudInit(flags: CloudInitFlags, warn: (line: string) => v
   if (flags.sshKey && !selection.selected.some((s) => s.step.id === 'deploy-user')) {
     throw new UsageError(`--ssh-key: profile ${flags.profile} has no deploy-user step to give the key to`);
   }
-  if ((selection.templates as { overrideDirectory?: string | null }).overrideDirectory) {
-    throw new UsageError(`profile ${flags.profile} overrides templates (templates:), which zanuri cloud-init does not ship yet`, { hint: 'provision over SSH, or use a profile without templates:' });
-  }
+  // The site profile's overriding templates travel in the user-data itself (write_files), not in the
+  // archive: the archive stays the same for every site (one upload serves all with --zanuri-url).
+  const overrides = selection.templates as { overrideDirectory?: string | null; overridden?: string[] };
+  const siteTemplates = overrides.overrideDirectory
+    ? (overrides.overridden ?? []).sort().map((name) => ({ name: name.split('\\').join('/'), data: readFileSync(join(overrides.overrideDirectory as string, name)) }))
+    : [];
   if (!existsSync(bundleFile)) throw new ConfigError(`${bundleFile} is missing: the first boot ships the bundled CLI`, { hint: 'run npm run build' });
 
   const pkg = JSON.parse(readFileSync(join(packageRoot, 'package.json'), 'utf8')) as { name: string; version: string };
@@ -87,23 +90,31 @@ export async function cloudInit(flags: CloudInitFlags, warn: (line: string) => v
   const carries = [
     ...sets.map((s) => `--set ${s.step}.${s.key}${secretLike.test(s.key) ? ' (A SECRET: move it off user-data)' : ''}`),
     ...(profileFile ? [`the profile file ${relative(process.cwd(), profileFile) || profileFile}`] : []),
+    ...(siteTemplates.length ? [`its overriding templates (${siteTemplates.map((t) => t.name).join(', ')})`] : []),
   ];
   const userData = firstBootUserData({
     version: pkg.version,
     what: `profile ${profileFile ? basename(profileFile) : flags.profile}`,
-    provisionArgs: ['--profile', profileArg, ...(flags.only ?? []).flatMap((id) => ['--only', id]), ...(flags.skip ?? []).flatMap((id) => ['--skip', id]), ...assignments.flatMap((a) => ['--set', a])],
+    provisionArgs: ['--profile', profileArg, ...(overrides.overrideDirectory ? ['--templates', siteTemplatesDir] : []), ...(flags.only ?? []).flatMap((id) => ['--only', id]), ...(flags.skip ?? []).flatMap((id) => ['--skip', id]), ...assignments.flatMap((a) => ['--set', a])],
     node: { url: flags.nodeUrl, sha256: nodeSha256 },
     archive: { data: archive, url: flags.zanuriUrl ?? null },
     carries,
+    siteTemplates,
   }, selection.templates);
 
   // Written last, once everything above has succeeded.
-  if (flags.archive) writeFileSync(flags.archive, archive);
+  if (flags.archive) {
+    try {
+      writeFileSync(flags.archive, archive);
+    } catch (error) {
+      throw new UsageError(`--archive: cannot write ${JSON.stringify(flags.archive.replace(/[^\x20-\x7e]/g, '?').slice(0, 200))} (${(error as NodeJS.ErrnoException).code ?? 'error'}); no user-data was written`);
+    }
+  }
   process.stdout.write(userData);
   const kib = (n: number): string => `${(n / 1024).toFixed(0)} KiB`;
   warn(`user-data is ${kib(Buffer.byteLength(userData))} (zanuri archive ${kib(archive.length)} ${flags.zanuriUrl ? `fetched from ${flags.zanuriUrl}` : 'inside it'}); ` +
     `many clouds cap user-data (EC2 16 KiB, Azure and OpenStack 64 KiB, GCE 256 KiB)${flags.zanuriUrl ? '' : ': use --zanuri-url with --archive where it does not fit'}`);
-  if (sets.length) warn(`user-data is readable through the machine's metadata service and kept in /var/lib/cloud; it carries ${carries.join(', ')}`);
+  if (sets.length || siteTemplates.length) warn(`user-data is readable through the machine's metadata service and kept in /var/lib/cloud; it carries ${carries.join(', ')}`);
   const flagged = sets.filter((s) => secretLike.test(s.key));
   if (flagged.length) warn(`${flagged.map((s) => `${s.step}.${s.key}`).join(', ')} look like secrets: pass them some other way (steps that need passwords generate them on the host)`);
   return ExitCode.ok;

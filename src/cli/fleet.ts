@@ -2,8 +2,7 @@
  * The hosts of a run from the command line: --host flags, or an Ansible inventory (--inventory)
  * narrowed by --limit. Everything here is checked before any connection.
  */
-import { accessSync, constants } from 'node:fs';
-import { ConfigError, UsageError } from '../core/errors.js';
+import { UsageError } from '../core/errors.js';
 import type { ConnectOptions } from '../transport/connect.js';
 import { checkHostSpecs } from './ssh-options.js';
 
@@ -35,7 +34,7 @@ export async function resolveHosts(flags: FleetFlags, connect: ConnectOptions, w
     checkHostSpecs(flags.host);
     return flags.host.map((h) => ({ name: h, spec: h, connect, profile: null, sets: [], become: true, loginIsRoot: false }));
   }
-  const [{ loadInventory }, { selectHosts }, { inventoryTarget }, { parseYamlText }] = await Promise.all([
+  const [{ loadInventory }, { selectHosts }, { inventoryConnect, inventoryTarget }, { parseYamlText }] = await Promise.all([
     import('../inventory/load.js'), import('../inventory/pattern.js'), import('../inventory/target.js'), import('../profiles/yaml.js'),
   ]);
   const inventory = await loadInventory(flags.inventory, parseYamlText);
@@ -48,27 +47,34 @@ export async function resolveHosts(flags: FleetFlags, connect: ConnectOptions, w
   }
   return names.map((name) => {
     const t = inventoryTarget(inventory, name);
-    if (t.identityFile && !flags.listHosts) {
-      try {
-        accessSync(t.identityFile, constants.R_OK);
-      } catch {
-        throw new ConfigError(`host ${name}: cannot read its ansible_ssh_private_key_file ${t.identityFile}`, { location: inventory.file });
-      }
-    }
-    const hostConnect = t.identityFile ? { ...connect, identityFiles: [t.identityFile, ...(connect.identityFiles ?? [])] } : connect;
+    const hostConnect = flags.listHosts ? connect : inventoryConnect(connect, t, inventory.file);
     return { name, spec: t.spec, connect: hostConnect, profile: t.profile, sets: t.sets, become: t.become, loginIsRoot: t.loginIsRoot };
   });
 }
 
 /** --serial: a whole number or a percentage. */
 export function serialValue(value: string): string {
-  if (!/^(?:[1-9]\d*|(?:100|[1-9]\d?)(?:\.\d+)?%)$/.test(value.trim())) throw new UsageError(`--serial must be a batch size like 5 or a share like 25%, got "${value}"`);
+  if (!/^(?:[1-9]\d*|(?:100|[1-9]\d?)(?:\.\d+)?%)$/.test(value.trim())) throw new UsageError(`--serial must be a batch size like 5 or a share like 25%, got ${shown(value)}`);
   return value.trim();
+}
+
+/** A flag's bad value as an error shows it: quoted, printable, at most 40 characters. */
+export const shown = (value: string): string => JSON.stringify(value.replace(/[^\x20-\x7e]/g, '?').slice(0, 40)) + (value.length > 40 ? '...' : '');
+
+/** A whole number of seconds in a range (--host-timeout, --lock-wait). */
+export function secondsValue(flag: string, min: number, max: number): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (!/^[0-9]{1,6}$/.test(value.trim()) || n < min || n > max) {
+      throw new UsageError(`${flag} must be a whole number of seconds from ${min} to ${max}, got ${shown(value)}`);
+    }
+    return n;
+  };
 }
 
 /** --max-fail-percent: 0 to 100. */
 export function percentValue(value: string): number {
   const n = Number(value);
-  if (!/^\d+(?:\.\d+)?$/.test(value.trim()) || n > 100) throw new UsageError(`--max-fail-percent must be a number from 0 to 100, got "${value}"`);
+  if (!/^\d+(?:\.\d+)?$/.test(value.trim()) || n > 100) throw new UsageError(`--max-fail-percent must be a number from 0 to 100, got ${shown(value)}`);
   return n;
 }

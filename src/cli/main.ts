@@ -4,7 +4,7 @@ import { ConfigError, ExitCode, UsageError, ZanuriError, errorView } from '../co
 import { availableParallelism } from 'node:os';
 import { benchDefaults, defaultBenchEndpoint } from '../engine/defaults.js';
 import { defaultForks } from '../engine/pool.js';
-import { percentValue, serialValue, type FleetFlags } from './fleet.js';
+import { percentValue, secondsValue, serialValue, shown, type FleetFlags } from './fleet.js';
 import type { ProvisionFlags } from './provision.js';
 import type { BenchFlags } from './bench.js';
 import { addFleetOptions, addSshOptions, checkHostSpecs, collect, collectHosts, connectOptions, positive, type SshFlags } from './ssh-options.js';
@@ -64,6 +64,25 @@ async function check(flags: CheckFlags): Promise<number> {
   return exitCode;
 }
 
+/** Hosts that share a profile and zanuri_set share one selection of steps. */
+function groupBySelection<H extends { name: string; profile: string | null; sets: string[] }>(hosts: readonly H[], flags: ProvisionFlags): Map<string, { profile: string | undefined; sets: string[]; hosts: H[] }> {
+  const groups = new Map<string, { profile: string | undefined; sets: string[]; hosts: H[] }>();
+  for (const host of hosts) {
+    const profile = flags.profile ?? (flags.playbook ? undefined : host.profile ?? undefined);
+    if (!flags.playbook && !profile) {
+      throw new UsageError(`host ${host.name} has no profile to provision with`, { hint: 'pass --profile or --playbook, or set zanuri_profile for it in the inventory' });
+    }
+    const key = JSON.stringify([profile ?? null, host.sets]);
+    const group = groups.get(key) ?? { profile, sets: host.sets, hosts: [] };
+    group.hosts.push(host);
+    groups.set(key, group);
+  }
+  return groups;
+}
+
+const selectionFlags = (flags: ProvisionFlags, group: { profile: string | undefined; sets: string[] }): ProvisionFlags =>
+  ({ ...flags, ...(group.profile ? { profile: group.profile } : {}), set: [...group.sets, ...(flags.set ?? [])] });
+
 async function provision(flags: ProvisionFlags): Promise<number> {
   const { selectSteps, eventLine, renderProvision, provisionExitCode, hostLine, fleetSummary, eventJson } = await import('./provision.js');
   const { resolveHosts } = await import('./fleet.js');
@@ -74,24 +93,26 @@ async function provision(flags: ProvisionFlags): Promise<number> {
   const hosts = resolved ?? [{ name: 'local', spec: null, connect: options, profile: null, sets: [], become: true, loginIsRoot: true }];
   if (flags.listHosts) return listHosts(hosts.map((h) => h.name));
   // Hosts that share a profile and zanuri_set share one selection; every one is checked here, before any connection.
-  const groups = new Map<string, { profile: string | undefined; sets: string[]; hosts: typeof hosts }>();
   for (const host of hosts) {
     if (!host.become && !host.loginIsRoot) {
       throw new ConfigError(`host ${host.name}: ansible_become is false and the login user is not root, but provisioning needs root`, { hint: 'set ansible_user=root for it, or allow sudo (ansible_become: true)' });
     }
-    const profile = flags.profile ?? (flags.playbook ? undefined : host.profile ?? undefined);
-    if (!flags.playbook && !profile) {
-      throw new UsageError(`host ${host.name} has no profile to provision with`, { hint: 'pass --profile or --playbook, or set zanuri_profile for it in the inventory' });
-    }
-    const key = JSON.stringify([profile ?? null, host.sets]);
-    const group = groups.get(key) ?? { profile, sets: host.sets, hosts: [] };
-    group.hosts.push(host);
-    groups.set(key, group);
   }
   const selections = [];
-  for (const group of groups.values()) {
-    const sel = await selectSteps({ ...flags, ...(group.profile ? { profile: group.profile } : {}), set: [...group.sets, ...(flags.set ?? [])] });
-    selections.push({ ...group, ...sel });
+  for (const group of groupBySelection(hosts, flags).values()) selections.push({ ...group, ...(await selectSteps(selectionFlags(flags, group))) });
+  // The monitoring server scrapes the whole inventory (not only what --limit selects), unless its jobs are given.
+  const monitors = selections.filter((s) => s.selected.some((x) => x.step.id === 'prometheus'));
+  if (flags.inventory && monitors.length) {
+    const { fleetScrapeJobs, addressOf } = await import('../engine/scrape-jobs.js');
+    // Hosts with no profile (and no --profile or --playbook for all) are not zanuri's: nothing of theirs is scraped.
+    const fleet = ((await resolveHosts({ ...flags, limit: undefined, listHosts: true }, options, () => {})) ?? []).filter((h) => flags.profile || flags.playbook || h.profile);
+    const fleetHosts = [];
+    for (const group of groupBySelection(fleet, flags).values()) {
+      const { selected, gpu } = await selectSteps({ ...selectionFlags(flags, group), only: [], skip: [] });
+      for (const h of group.hosts) fleetHosts.push({ address: addressOf(h.spec ?? h.name), selected, gpu });
+    }
+    const jobs = fleetScrapeJobs(fleetHosts);
+    if (jobs.length) for (const s of monitors) Object.assign(s, await selectSteps(selectionFlags(flags, s), { prometheus: { jobs } }));
   }
   if (!flags.dryRun && !flags.yes) {
     if (!process.stdin.isTTY) {
@@ -119,6 +140,9 @@ async function provision(flags: ProvisionFlags): Promise<number> {
     forks: flags.concurrency ?? flags.forks ?? defaultForks(availableParallelism()),
     ...(flags.serial !== undefined ? { serial: flags.serial } : {}),
     ...(flags.maxFailPercent !== undefined ? { maxFailPercent: flags.maxFailPercent } : {}),
+    ...(flags.hostTimeout !== undefined || flags.lockWait !== undefined ? {
+      bounds: { ...(flags.hostTimeout !== undefined ? { hostTimeoutSeconds: flags.hostTimeout } : {}), ...(flags.lockWait !== undefined ? { lockWaitSeconds: flags.lockWait } : {}) },
+    } : {}),
     onEvent: (event) => {
       if (events) {
         emitJson(eventJson(event));
@@ -133,6 +157,9 @@ async function provision(flags: ProvisionFlags): Promise<number> {
       } else if (event.type === 'host-end') {
         if (progress) progress.finishHost(event.report);
         else if (!flags.json) process.stderr.write(terminalSafe(`${hostLine(event.report, flags.dryRun === true)}\n`));
+      } else if (event.type === 'host-wait' && !flags.json) {
+        const line = eventLine(event);
+        if (line) process.stderr.write(terminalSafe(`${line}\n`));
       } else if (event.type === 'batch-end' && event.stop && !flags.json) {
         process.stderr.write(`zanuri: ${event.stop}\n`);
       }
@@ -231,12 +258,14 @@ function program(): Command {
     .addOption(new Option('--serial <n or n%>', 'rolling batches: this many hosts (or this share of them) at a time, batch after batch').argParser(serialValue))
     .addOption(new Option('--max-fail-percent <p>', 'stop the rollout after a batch in which more than this share of hosts failed').argParser(percentValue))
     .option('--json-events', 'print NDJSON events (one JSON object a line) for log pipelines instead of the report')
+    .addOption(new Option('--host-timeout <s>', 'bound on one host\'s whole run, in seconds (default 7200, or ZANURI_HOST_TIMEOUT): a host past it fails, the others go on').argParser(secondsValue('--host-timeout', 1, 604_800)))
+    .addOption(new Option('--lock-wait <s>', 'how long to wait for another zanuri run\'s lock on a host, in seconds; 0 refuses at once (default 300, or ZANURI_HOST_LOCK_WAIT)').argParser(secondsValue('--lock-wait', 0, 86_400)))
     .action(async (flags: ProvisionFlags) => {
       process.exitCode = await provision(flags);
     });
   const number = (name: string) => (value: string): number => {
     const n = Number(value);
-    if (!Number.isFinite(n) || n < 0) throw new UsageError(`${name} must be a number, got "${value}"`);
+    if (!Number.isFinite(n) || n < 0) throw new UsageError(`${name} must be a number, got ${shown(value)}`);
     return n;
   };
   addSshOptions(root.command('bench'))

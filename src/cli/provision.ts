@@ -8,7 +8,7 @@ import { worstExitCode } from './exit-code.js';
 import type { HostProvisionReport, ProvisionEvent, SelectedStep, StepReport } from '../engine/provision.js';
 import type { FleetEvent, RolloutReport } from '../engine/fleet.js';
 import type { FleetFlags } from './fleet.js';
-import type { BenchmarkTarget } from '../profiles/types.js';
+import type { BenchmarkTarget, Requirement } from '../profiles/types.js';
 
 export interface ProvisionFlags extends SshFlags, FleetFlags {
   profile?: string;
@@ -32,22 +32,30 @@ export interface ProvisionFlags extends SshFlags, FleetFlags {
   benchEndpoint?: string;
   /** A directory of template overrides. */
   templates?: string;
+  /** --host-timeout and --lock-wait, in seconds (else the ZANURI_HOST_TIMEOUT / ZANURI_HOST_LOCK_WAIT environment, else the defaults). */
+  hostTimeout?: number;
+  lockWait?: number;
 }
 
-/** --set step.key=value: JSON when it parses (numbers, booleans, lists), "@file" for a file's lines, else a string. */
-export function parseSet(assignment: string): { step: string; key: string; value: unknown; file?: string } {
+/**
+ * --set step.key=value: JSON when it parses (numbers, booleans, lists), "@file" for a file's non-empty
+ * lines (or its whole text, for a parameter whose schema says `fileAs: 'text'`), else a string.
+ */
+export function parseSet(assignment: string): { step: string; key: string; value: unknown; file?: string; text?: string } {
   const match = /^([a-z0-9-]+)\.([A-Za-z][A-Za-z0-9]*)=(.*)$/s.exec(assignment);
-  if (!match) throw new UsageError(`--set ${JSON.stringify(assignment)}: expected STEP.KEY=VALUE, e.g. deploy-user.name=deploy`);
+  if (!match) throw new UsageError(`--set ${JSON.stringify(shortened(assignment))}: expected STEP.KEY=VALUE, e.g. deploy-user.name=deploy`);
   const [, step = '', key = '', raw = ''] = match;
   let value: unknown = raw;
   if (raw.startsWith('@')) {
     const file = raw.slice(1).replace(/^~(?=\/)/, homedir());
+    let text: string;
     try {
-      value = readFileSync(file, 'utf8').split('\n').map((l) => l.trim()).filter(Boolean);
+      text = readFileSync(file, 'utf8');
     } catch {
-      throw new UsageError(`--set ${step}.${key}: cannot read ${file}`);
+      throw new UsageError(`--set ${step}.${key}: cannot read ${shortened(file)}`);
     }
-    return { step, key, value, file };
+    value = text.split('\n').map((l) => l.trim()).filter(Boolean);
+    return { step, key, value, file, text };
   } else {
     try {
       value = JSON.parse(raw);
@@ -56,6 +64,18 @@ export function parseSet(assignment: string): { step: string; key: string; value
     }
   }
   return { step, key, value };
+}
+
+/** A value as an error message may show it: printable, and never more than 200 characters of it. */
+function shortened(value: string): string {
+  const printable = value.replace(/[^\x20-\x7e]/g, '?');
+  return printable.length > 200 ? `${printable.slice(0, 200)}... (${value.length} characters)` : printable;
+}
+
+/** Does the step's schema ask for a file's whole text (e.g. a Compose file, whose indentation matters)? */
+function fileAsText(step: { params: unknown }, key: string): boolean {
+  const properties = (step.params as { properties?: Record<string, { fileAs?: unknown }> }).properties;
+  return properties?.[key]?.fileAs === 'text';
 }
 
 /** Does an error's message or hint quote any line of a value read from a file? */
@@ -67,10 +87,19 @@ function mentionsFile(error: unknown, value: unknown): boolean {
 }
 
 /** Works out which steps run with which parameters; everything is validated before any connection. */
-export async function selectSteps(flags: ProvisionFlags): Promise<{ title: string; selected: SelectedStep[]; benchmarks: BenchmarkTarget[]; templates: Templates }> {
-  const [{ loadProfiles }, { loadPlaybook, profileParams }, { stepById }, { loadTemplates }, { preflight }] = await Promise.all([
-    import('../profiles/load.js'), import('../profiles/playbook.js'), import('../steps/index.js'), import('../templates/load.js'), import('../engine/provision.js'),
+/**
+ * `defaults`: parameters below everything else (the playbook's, the profile's, --set), e.g. the
+ * monitoring server's scrape jobs worked out from the inventory.
+ */
+export async function selectSteps(flags: ProvisionFlags, defaults: Readonly<Record<string, Record<string, unknown>>> = {}): Promise<{ title: string; selected: SelectedStep[]; benchmarks: BenchmarkTarget[]; templates: Templates; gpu: boolean }> {
+  const [{ loadProfiles }, { loadPlaybook, profileParams }, { stepById }, { loadTemplates }, { preflight, hostBoundsFrom }, { runBounds }] = await Promise.all([
+    import('../profiles/load.js'), import('../profiles/playbook.js'), import('../steps/index.js'), import('../templates/load.js'), import('../engine/provision.js'), import('../engine/actions.js'),
   ]);
+  const { gpuProfileParams } = await import('../engine/defaults.js');
+  // Every parameter of the run is checked here, before any connection: the bounds from the environment
+  // and the benchmark endpoint too (it is used only after the steps changed the hosts).
+  runBounds();
+  hostBoundsFrom();
 
   if (Boolean(flags.profile) === Boolean(flags.playbook)) throw new UsageError('name exactly one of --profile or --playbook');
   let playbookName = flags.playbook;
@@ -78,6 +107,7 @@ export async function selectSteps(flags: ProvisionFlags): Promise<{ title: strin
   let title = '';
   let benchmarks: BenchmarkTarget[] = [];
   let siteTemplates: string | null = null;
+  let requirements: Requirement[] = [];
   if (flags.profile) {
     const [profile] = await loadProfiles({ names: [flags.profile] });
     if (!profile?.playbook) throw new ConfigError(`profile "${flags.profile}" names no playbook to provision with`, { hint: 'pass --playbook, or add "playbook:" to the profile' });
@@ -86,10 +116,14 @@ export async function selectSteps(flags: ProvisionFlags): Promise<{ title: strin
     title = profile.title;
     benchmarks = profile.benchmarks ?? [];
     if (profile.templates) siteTemplates = resolve(dirname(profile.file), profile.templates);
+    requirements = profile.requirements;
   }
   const templates = await loadTemplates({ overrideDir: flags.templates ?? siteTemplates });
   const playbook = await loadPlaybook(playbookName as string);
   title ||= playbook.title;
+  // The profile's GPU minimums (driver branch, CUDA version) raise the GPU steps' parameters, never lower them.
+  const gpu = gpuProfileParams(requirements, Object.fromEntries(playbook.steps.map((s) => [s.step, s.params])));
+  for (const [id, values] of Object.entries(gpu)) fromProfile[id] = { ...values, ...fromProfile[id] };
   const known = new Set(playbook.steps.map((s) => s.step));
   for (const id of [...(flags.only ?? []), ...(flags.skip ?? [])]) {
     await stepById(id);
@@ -106,7 +140,7 @@ export async function selectSteps(flags: ProvisionFlags): Promise<{ title: strin
     if (flags.skip?.includes(id)) continue;
     const step = await stepById(id);
     const setHere = sets.filter((s) => s.step === id);
-    const raw = { ...params, ...fromProfile[id], ...Object.fromEntries(setHere.map((s) => [s.key, s.value])) };
+    const raw = { ...defaults[id], ...params, ...fromProfile[id], ...Object.fromEntries(setHere.map((s) => [s.key, s.file !== undefined && fileAsText(step, s.key) ? s.text : s.value])) };
     try {
       selected.push({ step, params: step.parseParams(raw) });
     } catch (error) {
@@ -127,7 +161,8 @@ export async function selectSteps(flags: ProvisionFlags): Promise<{ title: strin
   if (!selected.length) throw new UsageError('no step left to run after --only/--skip');
   // Every template is rendered against a blank host now: an unknown variable stops the run before any connection.
   preflight(selected, templates);
-  return { title, selected, benchmarks, templates };
+  const needsGpu = requirements.some((r) => r.level === 'required' && /^gpu(\.|$)/.test(r.check));
+  return { title, selected, benchmarks, templates, gpu: needsGpu };
 }
 
 const symbols: Record<string, string> = {
@@ -142,6 +177,7 @@ export function shortWhy(report: StepReport): string {
 }
 
 export function eventLine(event: ProvisionEvent): string | null {
+  if (event.type === 'host-wait') return `${event.host}  ${event.message}`;
   if (event.type !== 'step-end') return null;
   const r = event.report;
   return `${event.host}  ${r.id.padEnd(20)} ${symbols[r.status]?.padEnd(13)} ${String(r.durationMs).padStart(6)} ms  ${shortWhy(r)}`;
@@ -162,6 +198,7 @@ export function renderProvision(reports: readonly HostProvisionReport[], dryRun:
     }
     const provisional = r.steps.find((s) => s.plannedBefore)?.plannedBefore;
     if (provisional) out.push(`\n* planned before ${provisional}: the real run reads the facts again after that and may do less`);
+    if (r.hostLock) out.push(`${r.host}: waited ${r.hostLock.waitedSeconds} s for the host lock held by ${r.hostLock.waitedFor}`);
     if (r.rebootPending?.since === 'an earlier run') out.push(`${r.host}: a reboot was pending from an earlier run (${r.rebootPending.step}: ${r.rebootPending.why})${r.reboots.length ? '; this run rebooted' : ''}`);
     for (const b of r.reboots) out.push(`${r.host}: rebooted for ${b.step}: ${b.why}`);
     if (r.rebootPending?.since === 'this run') out.push(`${r.host}: REBOOT PENDING (--no-reboot) for ${r.rebootPending.step}: ${r.rebootPending.why}; the steps after it did not run: reboot, then run again`);

@@ -11,6 +11,29 @@ export interface SshFlags {
   acceptNewHostKey?: boolean;
   identity?: string[];
   connectTimeout?: number;
+  /**
+   * The model server as the host sees it (provision's --bench-endpoint, bench's --endpoint): reached
+   * through the SSH connection, so it is checked with the SSH flags, before the first connection
+   * (it used to be checked only when the benchmark began, after ufw and fail2ban had changed the host).
+   */
+  benchEndpoint?: string;
+  endpoint?: string;
+}
+
+/** An http(s) URL of a host name or address, an optional port and a plain path: nothing else reaches a request or a port forward. */
+const endpointPattern = /^https?:\/\/(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})|\[[0-9A-Fa-f:.]{2,45}\])(?::(\d{1,5}))?(?:\/[A-Za-z0-9._~+,=:@%/-]{0,500})?$/;
+
+export function checkEndpoint(flag: string, value: string): void {
+  const port = endpointPattern.exec(value)?.[1];
+  let url: URL | null = null;
+  try {
+    url = endpointPattern.test(value) ? new URL(value) : null;
+  } catch {
+    url = null;
+  }
+  if (!url || (port !== undefined && (Number(port) < 1 || Number(port) > 65535))) {
+    throw new UsageError(`${flag} ${JSON.stringify(value.slice(0, 80)).replace(/[^\x20-\x7e]/g, '?')} is not an http(s) URL of a host and port`, { hint: 'e.g. http://127.0.0.1:11434 (the model server as the host itself sees it)' });
+  }
 }
 
 export const collect = (value: string, previous: string[] = []): string[] => [...previous, ...value.split(',').map((v) => v.trim()).filter(Boolean)];
@@ -24,7 +47,7 @@ export const collectHosts = (value: string, previous: string[] = []): string[] =
 
 export const positive = (name: string) => (value: string): number => {
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new UsageError(`${name} must be a positive whole number, got "${value}"`);
+  if (!Number.isInteger(n) || n < 1) throw new UsageError(`${name} must be a positive whole number, got "${shownPath(value)}"`);
   return n;
 };
 
@@ -47,13 +70,28 @@ export function addFleetOptions(command: Command, verb: string): Command {
     .addOption(new Option('--concurrency <n>', 'the same as --forks').argParser(positive('--concurrency')).hideHelp());
 }
 
+/** A file name as an error shows it: printable ASCII (anything else as ?), at most 200 characters. */
+export const shownPath = (file: string): string => {
+  const printable = file.replace(/[^\x20-\x7e]/g, '?');
+  return printable.length > 200 ? `${printable.slice(0, 200)}... (${file.length} characters)` : printable;
+};
+
 /** Checks the key files exist before anything connects, and turns the flags into transport options. */
 export function connectOptions(flags: SshFlags): ConnectOptions {
+  if (flags.benchEndpoint !== undefined) checkEndpoint('--bench-endpoint', flags.benchEndpoint);
+  if (flags.endpoint !== undefined) checkEndpoint('--endpoint', flags.endpoint);
   for (const file of flags.identity ?? []) {
     try {
       accessSync(file, constants.R_OK);
     } catch {
-      throw new UsageError(`cannot read the key file ${file}`);
+      throw new UsageError(`cannot read the key file ${shownPath(file)}`);
+    }
+  }
+  if (flags.sshConfig !== undefined) {
+    try {
+      accessSync(flags.sshConfig, constants.R_OK);
+    } catch {
+      throw new UsageError(`cannot read the ssh config file ${shownPath(flags.sshConfig)}`, { hint: '-F /dev/null uses no ssh config at all' });
     }
   }
   return {

@@ -182,11 +182,29 @@ function unifiedDiff(path: string, before: Buffer | null, after: string | Buffer
 
 const none = async (): Promise<Handler[]> => [];
 
-/** The last lines apt printed, as the reason a step failed: errors first (stderr), else its output. */
-function aptReason(result: RunResult): string {
-  const lines = (text: string): string[] => text.split('\n').map((l) => l.trim()).filter(Boolean);
+/** Lines apt prints on any host without apt-utils or a terminal: never the reason anything failed. */
+const aptNoise = /^(?:debconf: (?:delaying package configuration|unable to initiali[sz]e frontend|\(|falling back to frontend)|dpkg-preconfigure: )/;
+
+/**
+ * The reason apt failed, in apt's and dpkg's own words: dpkg's error lines first, from either stream
+ * (apt's "Sub-process /usr/bin/dpkg returned an error code (1)" alone does not say that the disk is
+ * full or which maintainer script failed), then apt's last error lines; its output when it printed no error.
+ */
+export function aptFailureReason(result: Pick<RunResult, 'stdout' | 'stderr' | 'exitCode'>): string {
+  const lines = (text: string): string[] => text.split('\n').map((l) => l.trim()).filter((l) => l && !aptNoise.test(l));
   const err = lines(result.stderr);
-  return (err.length ? err : lines(result.stdout)).slice(-4).join(' | ') || `exit ${result.exitCode ?? 'killed'}`;
+  const dpkg = [...lines(result.stdout), ...err].filter((l) => /^dpkg: (?:error|unrecoverable)|No space left on device/i.test(l));
+  const picked = [...new Set([...dpkg.slice(-2), ...(err.length ? err : lines(result.stdout)).slice(-3)])];
+  return picked.join(' | ') || `exit ${result.exitCode ?? 'killed'}`;
+}
+
+/** What the operator does next, from what apt and dpkg said. */
+export function aptFailureHint(result: Pick<RunResult, 'stdout' | 'stderr' | 'exitCode'>): string {
+  const said = `${result.stdout}\n${result.stderr}`;
+  if (result.exitCode === lockGaveUpExit) return `wait for that process to finish, or raise the bound (${aptBoundsEnv.lockWaitSeconds}=SECONDS), and run again`;
+  if (/No space left on device/i.test(said)) return 'free space on the host (df -h names the full filesystem), then run again: the next run finishes what dpkg left half-done first';
+  if (/^dpkg: (?:error|unrecoverable)/im.test(said)) return 'dpkg failed on the host (its error is above; /var/log/dpkg.log has the rest): fix that, then run again';
+  return 'check the host\'s apt sources and its mirror or proxy (apt-get update on the host), then run again';
 }
 
 /**
@@ -208,10 +226,8 @@ export async function runApt(root: RootRunner, cmd: Cmd, what: string, bounds: A
     const final = !update || attempt >= 3 || result.exitCode === null || result.exitCode === lockGaveUpExit || budgetMs - (Date.now() - started) < 2000 * attempt;
     if (final) {
       const bound = result.exitCode === null ? ` (its bound: ${bounds.lockWaitSeconds} s for the locks + ${Math.round(budgetMs / 1000)} s)` : '';
-      throw new StepFailedError(result.target, `${what} failed on ${result.target}${attempt > 1 ? ` after ${attempt} attempts` : ''}${bound}: ${aptReason(result)}`, {
-        hint: result.exitCode === lockGaveUpExit
-          ? `wait for that process to finish, or raise the bound (${aptBoundsEnv.lockWaitSeconds}=SECONDS), and run again`
-          : 'check the host\'s apt sources and its mirror or proxy (apt-get update on the host), then run again',
+      throw new StepFailedError(result.target, `${what} failed on ${result.target}${attempt > 1 ? ` after ${attempt} attempts` : ''}${bound}: ${aptFailureReason(result)}`, {
+        hint: aptFailureHint(result),
       });
     }
     await new Promise((r) => setTimeout(r, 2000 * attempt));

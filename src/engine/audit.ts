@@ -13,7 +13,9 @@ import {
   rebootRequiredFact, scanSeconds, securityServicesFact, ufwCovers, ufwStatusFact,
   type AccountState, type FileScan, type Listener, type NvidiaPackages, type PendingUpdates, type PublishedPort, type SecurityServices, type UfwState,
 } from '../facts/audit.js';
+import { postgresAccessFact, type PostgresCluster } from '../facts/postgresql-access.js';
 import type { RebootFacts } from '../facts/types.js';
+import { accessProblems, type AccessPolicy, type AccessProblemKind } from '../resources/postgresql-access.js';
 import { parseSshdPorts, sshdConfigFact, sysctlFact, type CommandState, type FactRequest, type FactValues } from '../facts/state.js';
 import { paths as baselinePaths, hardeningSysctls } from '../steps/baseline.js';
 import { servedPorts } from '../steps/plan.js';
@@ -289,6 +291,8 @@ export function auditOnlyFindings(values: FactValues, ctx: AuditContext): { find
     }
   }
 
+  findings.push(...postgresFindings(values.get<PostgresCluster[]>(postgresAccessFact()), ctx, notJudged));
+
   // NVIDIA driver packages that an upgrade could replace under running GPUs.
   const nvidia = values.get<NvidiaPackages>(nvidiaPackagesFact());
   const loose = nvidia.installed.filter((n) => !nvidia.held.includes(n));
@@ -299,6 +303,65 @@ export function auditOnlyFindings(values: FactValues, ctx: AuditContext): { find
     });
   }
   return { findings, notJudged };
+}
+
+const postgresRules: Record<AccessProblemKind, { rule: string; title: (n: number) => string; parameter: string; how: string }> = {
+  listen: {
+    rule: 'audit:postgresql-listen', title: (n) => `PostgreSQL listens beyond loopback (${n} cluster${n === 1 ? '' : 's'}) and the profile does not say it should`, parameter: 'listenAddresses',
+    how: 'zanuri provision --only postgresql (listen_addresses from postgresql.listenAddresses, localhost by default); name the addresses in the profile when remote clients are meant',
+  },
+  trust: {
+    rule: 'audit:pg-hba-trust', title: (n) => `${n} pg_hba.conf row(s) let clients in without a password (trust)`, parameter: 'allowFrom',
+    how: 'replace trust with peer (local) or scram-sha-256 in pg_hba.conf and reload; zanuri provision --only postgresql writes only peer and scram-sha-256 rows',
+  },
+  password: {
+    rule: 'audit:pg-hba-password', title: (n) => `${n} pg_hba.conf row(s) take the password in clear text (password)`, parameter: 'allowFrom',
+    how: 'use scram-sha-256 in those rows and reload (postgresql.allowFrom gives hostssl scram-sha-256 rows)',
+  },
+  md5: {
+    rule: 'audit:pg-hba-md5', title: (n) => `${n} pg_hba.conf row(s) use md5 (a replayable hash; scram-sha-256 is not)`, parameter: 'allowFrom',
+    how: 'set password_encryption = scram-sha-256, reset the roles\' passwords, use scram-sha-256 in those rows and reload',
+  },
+  'no-ssl': {
+    rule: 'audit:pg-hba-no-ssl', title: (n) => `${n} pg_hba.conf row(s) accept other hosts without TLS (host, hostnossl)`, parameter: 'allowFrom',
+    how: 'use hostssl for remote rows (postgresql.allowFrom writes hostssl rows and rejects the same networks without TLS)',
+  },
+  'any-address': {
+    rule: 'audit:pg-hba-any-address', title: (n) => `${n} pg_hba.conf row(s) accept any address (0.0.0.0/0, ::/0, all)`, parameter: 'allowFrom',
+    how: 'name the networks that need the database (postgresql.allowFrom) instead of any address',
+  },
+};
+
+/** What the profile means PostgreSQL to be reachable from: the postgresql step's own parameters, masked as it writes them. */
+function postgresPolicy(ctx: AuditContext): AccessPolicy {
+  const p = ctx.selected.find((s) => s.step.id === 'postgresql')?.params as { listenAddresses?: string; allowFrom?: string[] } | undefined;
+  const masked = (a: string): string => (a.includes('/') ? a : `${a}/${a.includes(':') ? 128 : 32}`);
+  return { listen: (p?.listenAddresses ?? '').split(',').map((e) => e.trim()).filter(Boolean), allowFrom: (p?.allowFrom ?? []).map(masked) };
+}
+
+/**
+ * PostgreSQL's listen scope and pg_hba rows, judged by the postgresql-access resource's own check
+ * (accessProblems): one finding per kind, every row that shows it as evidence.
+ */
+export function postgresFindings(clusters: readonly PostgresCluster[], ctx: AuditContext, notJudged: string[] = []): Finding[] {
+  for (const c of clusters) {
+    if (c.hba === null) notJudged.push(`PostgreSQL ${c.version}/${c.name}: ${c.hbaPath || 'pg_hba.conf'} could not be read`);
+    if (c.invalid.length) notJudged.push(`PostgreSQL ${c.version}/${c.name}: ${c.hbaPath} ${c.invalid.length === 1 ? 'line' : 'lines'} ${c.invalid.join(', ')} ${c.invalid.length === 1 ? 'is not a valid row' : 'are not valid rows'} (the server refuses to load the file)`);
+  }
+  const problems = accessProblems(clusters, postgresPolicy(ctx));
+  const findings: Finding[] = [];
+  for (const kind of Object.keys(postgresRules) as AccessProblemKind[]) {
+    const mine = problems.filter((p) => p.kind === kind);
+    if (!mine.length) continue;
+    const rule = postgresRules[kind];
+    const severity = mine.map((p) => p.severity).sort((a, b) => severityRank(b) - severityRank(a))[0] ?? 'medium';
+    findings.push({
+      rule: rule.rule, severity, title: rule.title(kind === 'listen' ? new Set(mine.map((p) => p.cluster)).size : mine.length),
+      evidence: mine.slice(0, 20).map((p) => `${p.evidence} (${p.why})`),
+      fix: { step: 'postgresql', parameter: rule.parameter, how: rule.how }, resource: 'postgresql-access',
+    });
+  }
+  return findings;
 }
 
 export interface AuditOptions {
@@ -325,7 +388,8 @@ export async function auditHost(host: string | null, selected: readonly Selected
   let values: FactValues | null = null;
   const report = await provisionHost(host, selected, {
     dryRun: true, connect: options.connect, templates: options.templates,
-    extraFacts: [...auditFacts(), ...lateFacts(selected)], onFacts: (v) => { values = v; },
+    // sshd -T is read by the sshd rule whether or not ssh-harden (which declares it too) is selected.
+    extraFacts: [...auditFacts(), sshdConfigFact(), ...lateFacts(selected)], onFacts: (v) => { values = v; },
   });
   const base = {
     host: report.host, target: report.target, steps: selected.map((s) => s.step.id),

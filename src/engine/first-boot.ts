@@ -78,7 +78,18 @@ export interface FirstBootOptions {
   archive: { data: Buffer; url: string | null };
   /** What the user-data carries besides zanuri (for the header: it is readable by the metadata service). */
   carries: readonly string[];
+  /**
+   * The site profile's overriding templates (its `templates:`), by template name: written by
+   * cloud-init under siteTemplatesDir, which provisionArgs must name with --templates.
+   */
+  siteTemplates?: ReadonlyArray<{ name: string; data: Buffer }>;
 }
+
+/** Where first boot finds the site profile's overriding templates (write_files puts them there before runcmd). */
+export const siteTemplatesDir = '/opt/zanuri/site-templates';
+
+/** A template name as templates/ has them: relative, plain characters, no `..`. */
+const templateName = /^(?!.*(?:^|\/)\.\.?(?:\/|$))[A-Za-z0-9._-]+(?:\/[A-Za-z0-9._-]+)*$/;
 
 const hex64 = /^[0-9a-f]{64}$/;
 
@@ -127,6 +138,10 @@ export function firstBootUserData(o: FirstBootOptions, templates: Templates): st
     carries: o.carries.length ? o.carries.join('; ') : 'nothing but zanuri and its pinned sources',
     script: text.replace(/\n$/, '').split('\n').map((line: string) => (line ? `      ${line}` : '')).join('\n'),
     embedded: o.archive.url ? false : { archiveBase64: o.archive.data.toString('base64') },
+    siteTemplates: (o.siteTemplates ?? []).map((t) => {
+      if (!templateName.test(t.name)) throw new Error(`bug: template name ${JSON.stringify(t.name)}`);
+      return { path: `${siteTemplatesDir}/${t.name}`, base64: t.data.toString('base64') };
+    }),
   });
   return textOf(userData);
 }

@@ -4,7 +4,7 @@ import type { ConnectOptions } from '../transport/connect.js';
 import { bench, type BenchReport } from './bench.js';
 import { defaultBenchEndpoint, defaultConcurrency, provisionBenchDefaults } from './defaults.js';
 import { batchSizes, mapPool } from './pool.js';
-import { orderSteps, provisionHost, type HostProvisionReport, type ProvisionEvent, type SelectedStep } from './provision.js';
+import { orderSteps, provisionHost, type HostBounds, type HostProvisionReport, type ProvisionEvent, type SelectedStep } from './provision.js';
 import { checkHost, type HostReport } from './check.js';
 import type { Profile } from '../profiles/types.js';
 import { ExitCode } from '../core/errors.js';
@@ -17,6 +17,8 @@ export interface FleetOptions {
   concurrency?: number;
   /** --no-reboot: stop at the first step that needs a reboot and say it is pending. */
   noReboot?: boolean;
+  /** Per-host deadline and host-lock wait, over ZANURI_HOST_TIMEOUT and ZANURI_HOST_LOCK_WAIT. */
+  bounds?: Partial<HostBounds>;
   onEvent?: (event: ProvisionEvent) => void;
   /** Each host's report as soon as that host is done, before the others may be. */
   onHostDone?: (report: HostProvisionReport) => void;
@@ -35,6 +37,7 @@ export function provisionHosts(hosts: readonly (string | null)[], selected: read
       connect: options.connect,
       templates: options.templates,
       ...(options.noReboot ? { noReboot: true } : {}),
+      ...(options.bounds ? { bounds: options.bounds } : {}),
       ...(options.onEvent ? { onEvent: options.onEvent } : {}),
     });
     options.onHostDone?.(report);
@@ -109,6 +112,8 @@ export interface RolloutOptions {
   maxFailPercent?: number;
   /** --no-reboot: each host stops at the first step that needs a reboot and says it is pending. */
   noReboot?: boolean;
+  /** Per-host deadline and host-lock wait, over ZANURI_HOST_TIMEOUT and ZANURI_HOST_LOCK_WAIT. */
+  bounds?: Partial<HostBounds>;
   onEvent?: (event: FleetEvent) => void;
 }
 
@@ -153,6 +158,7 @@ export async function provisionFleet(targets: readonly ProvisionTarget[], option
       const raw = await provisionHost(target.spec, target.selected, {
         dryRun: options.dryRun, connect: target.connect, templates: target.templates,
         ...(options.noReboot ? { noReboot: true } : {}),
+        ...(options.bounds ? { bounds: options.bounds } : {}),
         onEvent: (event) => emit(event.type === 'step-end' ? { ...event, host: target.name } : { ...event, host: target.name }),
       });
       const report = { ...raw, host: target.name };

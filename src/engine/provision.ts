@@ -6,10 +6,11 @@ import { fileFact, packagesFact, type FactRequest, type FactValues } from '../fa
 import type { Resource } from '../resources/types.js';
 import { planStep, resourceFacts, servedPorts, stepFacts } from '../steps/plan.js';
 import type { AnyStep, HostContext, HostInfo, PlanContext } from '../steps/types.js';
-import { connect, type ConnectOptions } from '../transport/connect.js';
+import { hostname } from 'node:os';
+import { connect, ConnectionLostError, type ConnectOptions } from '../transport/connect.js';
 import { applyAction, dedupeHandlers, handlerCmd, undoAction, viewAction, type ActionView } from './actions.js';
 import { blankFacts, gather, gatherAsRoot, type Values } from './gather.js';
-import { RootRunner } from './host.js';
+import { HostTimeoutError, hostLockPath, RootRunner } from './host.js';
 
 export interface SelectedStep {
   step: AnyStep;
@@ -50,8 +51,48 @@ export interface HostProvisionReport {
    * run's --no-reboot, which then stops before the steps that would need the rebooted host.
    */
   rebootPending?: { step: string; why: string; since: 'an earlier run' | 'this run' };
+  /** A real run holds the host lock; when another run held it first, whom this one waited for and how long. */
+  hostLock?: { waitedSeconds: number; waitedFor: string };
   error?: { code: string; message: string; hint?: string; exitCode: number };
 }
+
+/** Per-host bounds of a run, in seconds: the whole run on one host, and the wait for another run's host lock. */
+export interface HostBounds {
+  hostTimeoutSeconds: number;
+  lockWaitSeconds: number;
+}
+
+/**
+ * A host's whole run: long enough for a driver, a CUDA download and a reboot on a slow mirror; a host
+ * that stops answering is found much sooner by the SSH keepalives (ServerAliveInterval, 15 s x 3).
+ */
+export const defaultHostBounds: HostBounds = { hostTimeoutSeconds: 7200, lockWaitSeconds: 300 };
+export const hostBoundsEnv = { hostTimeoutSeconds: 'ZANURI_HOST_TIMEOUT', lockWaitSeconds: 'ZANURI_HOST_LOCK_WAIT' } as const;
+
+/** The bounds from the environment; a value that is not a whole number of seconds in range is a ConfigError naming it (checked before any connection). */
+export function hostBoundsFrom(env: Readonly<Record<string, string | undefined>> = process.env): HostBounds {
+  const read = (key: keyof HostBounds, min: number, max: number): number => {
+    const name = hostBoundsEnv[key];
+    const raw = env[name];
+    if (raw === undefined || raw === '') return defaultHostBounds[key];
+    if (!/^[0-9]{1,6}$/.test(raw) || Number(raw) < min || Number(raw) > max) {
+      throw new ConfigError(`${name} must be a whole number of seconds from ${min} to ${max}, not ${JSON.stringify(raw.replace(/[^\x20-\x7e]/g, '?').slice(0, 40))}`);
+    }
+    return Number(raw);
+  };
+  return { hostTimeoutSeconds: read('hostTimeoutSeconds', 1, 604_800), lockWaitSeconds: read('lockWaitSeconds', 0, 86_400) };
+}
+
+/** Who holds the host lock, as a run that waits for it names the holder: controller host, pid, start time. */
+export function lockHolder(now: Date = new Date()): string {
+  return `zanuri on ${hostname().replace(/[^\x21-\x7e]/g, '?').slice(0, 64)} (pid ${process.pid}, started ${now.toISOString()})`;
+}
+
+/** The boot's id: a reboot changes it (uptime cannot tell: in a container it is the machine's). */
+const bootIdFact: FactRequest<string> = { key: 'boot-id', script: 'cat /proc/sys/kernel/random/boot_id 2>/dev/null', parse: (out) => out.trim() };
+
+/** How long a run whose connection closed looks for the host again, to tell a reboot from a dropped link. */
+export const lostProbeMs = 90_000;
 
 /** Where a run that was told not to reboot records that the host owes one; /run is emptied by the boot that pays it. */
 export const rebootMarkerPath = '/run/zanuri/reboot-required';
@@ -63,6 +104,7 @@ function parseMarker(content: string | null): { step: string; why: string } | nu
 }
 
 export type ProvisionEvent =
+  | { type: 'host-wait'; host: string; message: string }
   | { type: 'step-start'; host: string; step: string; title: string }
   | { type: 'step-end'; host: string; report: StepReport };
 
@@ -76,6 +118,8 @@ export interface ProvisionOptions {
   /** More facts read in the first round trip (zanuri audit's own observations), handed to onFacts with every value read there. */
   extraFacts?: readonly FactRequest<unknown>[];
   onFacts?: (values: FactValues, loginUser: string) => void;
+  /** Overrides of ZANURI_HOST_TIMEOUT and ZANURI_HOST_LOCK_WAIT. */
+  bounds?: Partial<HostBounds>;
 }
 
 /** Orders steps so each runs after the selected steps it names in `after`; otherwise keeps the given order. */
@@ -122,6 +166,7 @@ export async function provisionHost(host: string | null, selected: readonly Sele
   let rebootPending: HostProvisionReport['rebootPending'];
   let transport: Transport | null = null;
   let root: RootRunner | null = null;
+  let hostLock: HostProvisionReport['hostLock'];
   const finish = (error?: unknown): HostProvisionReport => {
     const summary = {
       changed: reports.filter((r) => r.status === 'changed').length,
@@ -133,7 +178,7 @@ export async function provisionHost(host: string | null, selected: readonly Sele
     return {
       host: name, target: current?.target ?? name, ok: failure === undefined && summary.failed === 0, dryRun: options.dryRun,
       steps: reports, summary, roundTrips: current?.roundTrips ?? 0, durationMs: Math.round(performance.now() - started),
-      reboots, ...(rebootPending ? { rebootPending } : {}),
+      reboots, ...(rebootPending ? { rebootPending } : {}), ...(hostLock ? { hostLock } : {}),
       ...(failure ? { error: failure } : {}),
     };
   };
@@ -142,9 +187,36 @@ export async function provisionHost(host: string | null, selected: readonly Sele
     reports.push(report);
     options.onEvent?.({ type: 'step-end', host: name, report });
   };
+  const bounds = { ...hostBoundsFrom(), ...options.bounds };
+  // The per-host deadline: the connection is closed under whatever runs, and nothing more is sent.
+  const abort = new AbortController();
+  const timer = setTimeout(() => {
+    abort.abort(new HostTimeoutError(`${name} did not finish within ${bounds.hostTimeoutSeconds} s${currentStep ? ` (it was at ${currentStep})` : ''}: its connection was closed and the run on it stopped there`, {
+      hint: `the other hosts went on; a command still running there ends at its own deadline. Run again to converge it; ${hostBoundsEnv.hostTimeoutSeconds} sets this bound`,
+    }));
+    void (root?.transport ?? transport)?.close();
+  }, bounds.hostTimeoutSeconds * 1000);
+  const stopIfAborted = (): void => {
+    if (abort.signal.aborted) throw abort.signal.reason;
+  };
+  /** The step the run is in (its report not yet emitted), for a connection lost under it. */
+  let currentStep: string | null = null;
+  let bootId = '';
+  const stepIds = (): string[] => [...(steps.some((s) => s.step.packages) ? ['packages'] : []), ...steps.map((s) => s.step.id)];
+  /** After a lost connection or the deadline: the step it happened in failed, the ones after it did not run. */
+  const stopHere = (why: string, error: unknown): void => {
+    const done = new Set(reports.map((r) => r.id));
+    const at = currentStep && !done.has(currentStep) ? currentStep : null;
+    for (const id of stepIds().filter((i) => !done.has(i))) {
+      const title = steps.find((s) => s.step.id === id)?.step.title ?? 'Packages';
+      if (id === at) reports.push({ id, title, status: 'failed', why, actions: [], durationMs: 0, error: errorView(error) });
+      else reports.push({ id, title, status: 'not-run', why: `not run: ${why}`, actions: [], durationMs: 0 });
+    }
+  };
 
   try {
     transport = await connect(host, options.connect);
+    stopIfAborted();
     const connection = transport;
     const packages = [...new Set(steps.flatMap((s) => s.step.packages?.(s.params) ?? []))].sort();
     const pkgFact = packagesFact(packages);
@@ -161,11 +233,30 @@ export async function provisionHost(host: string | null, selected: readonly Sele
 
     // First round trip: who we are (root or sudo -n), systemd, installed packages and every step's facts.
     const marker = fileFact(rebootMarkerPath);
-    const first = await gatherAsRoot(connection, [pkgFact, marker, ...discover(steps), ...(options.extraFacts ?? [])]);
+    // A real run takes the host lock in that same round trip, before it reads anything: two runs never interleave.
+    const lock = options.dryRun || host === null ? undefined : {
+      path: hostLockPath, waitSeconds: bounds.lockWaitSeconds, holder: lockHolder(),
+      onWaiting: (holder: string) => options.onEvent?.({ type: 'host-wait', host: name, message: `waiting for the host lock held by ${holder}, up to ${bounds.lockWaitSeconds} s` }),
+    };
+    const first = await gatherAsRoot(connection, [pkgFact, marker, bootIdFact, ...discover(steps), ...(options.extraFacts ?? [])], lock);
+    if (first.lock?.waitedFor) hostLock = { waitedSeconds: first.lock.waitedSeconds, waitedFor: first.lock.waitedFor };
+    bootId = first.values.get(bootIdFact);
     options.onFacts?.(first.values, first.loginUser);
     const owed = parseMarker(first.values.get(marker).content);
     if (owed) rebootPending = { ...owed, since: 'an earlier run' };
-    root = new RootRunner(connection, first.loginIsRoot, host === null ? null : () => connect(host, options.connect));
+    // After a reboot the new connection takes the lock again: the boot emptied /run, and another run may have started.
+    const reconnect = async (): Promise<Transport> => {
+      const next = await connect(host, options.connect);
+      if (!lock) return next;
+      try {
+        await gatherAsRoot(next, [], lock);
+        return next;
+      } catch (error) {
+        await next.close();
+        throw error;
+      }
+    };
+    root = new RootRunner(connection, first.loginIsRoot, host === null ? null : reconnect, abort.signal);
     const runner = root;
     info = { ...info, loginUser: first.loginUser };
     ctx = { ...info, templates: options.templates, served, selected: selectedIds };
@@ -215,6 +306,8 @@ export async function provisionHost(host: string | null, selected: readonly Sele
     const missing = packages.filter((p) => values.get(pkgFact)[p] === null);
     if (packages.length) {
       const stepStarted = performance.now();
+      stopIfAborted();
+      currentStep = 'packages';
       options.onEvent?.({ type: 'step-start', host: name, step: 'packages', title: 'Packages' });
       let report: StepReport;
       if (!missing.length) {
@@ -234,6 +327,8 @@ export async function provisionHost(host: string | null, selected: readonly Sele
     for (const [index, selectedStep] of steps.entries()) {
       const { step, params } = selectedStep;
       const stepStarted = performance.now();
+      stopIfAborted();
+      currentStep = step.id;
       options.onEvent?.({ type: 'step-start', host: name, step: step.id, title: step.title });
       let plan: Plan;
       try {
@@ -295,12 +390,60 @@ export async function provisionHost(host: string | null, selected: readonly Sele
       }
     }
     return finish();
-  } catch (error) {
+  } catch (caught) {
+    let error = caught;
+    if (abort.signal.aborted) error = abort.signal.reason;
+    else if (error instanceof ConnectionLostError && host !== null) error = await explainLoss(error, host, options.connect, bootId, currentStep, abort.signal);
     if (!(error instanceof ZanuriError)) throw error;
+    // The packages transaction failing (a full disk, dpkg, the mirror) is that step's failure too, with the steps after it not run.
+    if (error instanceof HostTimeoutError || error instanceof ConnectionLostError || currentStep === 'packages') stopHere(error.message, error);
     return finish(error);
   } finally {
+    clearTimeout(timer);
     await (root?.transport ?? transport)?.close();
   }
+}
+
+/**
+ * Says what became of a host whose connection went away under a run. A host that stopped answering
+ * keepalives is not waited for (that is the hang the keepalives are there to bound). A closed
+ * connection is a reboot, a restarted sshd or a cut link: the host is looked for again, bounded, and
+ * its boot id tells a reboot from the rest.
+ */
+async function explainLoss(error: ConnectionLostError, host: string, connectOptions: ConnectOptions, bootId: string, step: string | null, signal: AbortSignal): Promise<ConnectionLostError> {
+  const during = step ? ` during ${step}` : '';
+  const converge = 'the run on it stopped there; run again: it converges from where the host is';
+  if (error.reason === 'unresponsive') {
+    return new ConnectionLostError(error.target, 'unresponsive', `${error.message}${during}; ${converge.replace('; run again', ' (the other hosts went on); once it answers, run again')}`, {
+      hint: 'ServerAliveInterval and ServerAliveCountMax in ssh config set how soon a silent host counts as gone (zanuri\'s default: 15 s x 3)', cause: error,
+    });
+  }
+  if (error.reason === 'aborted') return error;
+  const started = Date.now();
+  let seen = 'it did not answer again';
+  while (Date.now() - started < lostProbeMs && !signal.aborted) {
+    await new Promise((r) => setTimeout(r, 2000));
+    let next: Transport | null = null;
+    try {
+      next = await connect(host, connectOptions);
+      const now = (await next.run({ argv: ['cat', '/proc/sys/kernel/random/boot_id'] }, { timeoutMs: 10_000 })).stdout.trim();
+      if (now && bootId && now !== bootId) {
+        return new ConnectionLostError(error.target, 'closed', `${error.target} rebooted${during} (its boot id changed from ${bootId.slice(0, 8)} to ${now.slice(0, 8)}): the connection was lost and ${converge}`, {
+          hint: 'something other than this run rebooted the host; a package install it interrupted is finished by the next run (dpkg --configure -a)', cause: error,
+        });
+      }
+      if (now) {
+        return new ConnectionLostError(error.target, 'closed', `${error.message}${during}; the host is up again without a reboot (same boot id): ${converge}`, { cause: error });
+      }
+    } catch (probe) {
+      seen = `it did not answer again within ${Math.round(lostProbeMs / 1000)} s (${probe instanceof Error ? probe.message : String(probe)})`;
+    } finally {
+      await next?.close();
+    }
+  }
+  return new ConnectionLostError(error.target, 'closed', `${error.message}${during}, and ${seen}: rebooting or down; ${converge}`, {
+    hint: 'check the host (console, power); once it answers, run again', cause: error,
+  });
 }
 
 /**
@@ -317,6 +460,7 @@ async function applyStep(
   try {
     await step.beforeApply?.(context, params);
   } catch (error) {
+    if (error instanceof ConnectionLostError) throw error;
     const plan = planStep(step, current(), params, ctx);
     return { ...base, actions: plan.actions.map(viewAction), status: 'failed', why: `nothing changed: ${errorView(error).message}`, error: errorView(error) };
   }
@@ -357,6 +501,8 @@ async function applyStep(
     await step.verify?.(context, params);
     return { ...base, actions: applied.map(viewAction), status: 'changed', why: [...applied.map((a) => a.why), ...root.takeNotes()].join('; ') };
   } catch (error) {
+    // Over a lost connection nothing can be undone: the run stops here and says so.
+    if (error instanceof ConnectionLostError) throw error;
     const cause = errorView(error);
     const actions = applied.map(viewAction);
     try {
@@ -364,6 +510,7 @@ async function applyStep(
       const also = warnings.length ? `; after restoring the files, ${warnings.join('; ')}` : '';
       return { ...base, actions, status: 'rolled-back', why: `rolled back: ${cause.message}${also}`, error: cause };
     } catch (rollbackError) {
+      if (rollbackError instanceof ConnectionLostError) throw rollbackError;
       return { ...base, actions, status: 'failed', why: `failed, and the rollback failed too: ${errorView(rollbackError).message}`, error: cause };
     }
   }

@@ -1,12 +1,14 @@
 /**
  * What `zanuri audit` reads besides the facts of the steps it judges: sockets, set-user-ID and
  * world-writable files, accounts, pending updates, a pending reboot, time sync, AppArmor, auditd,
- * published container ports and held NVIDIA packages. Each is a read-only sh fragment plus a pure
+ * published container ports, held NVIDIA packages and PostgreSQL's listen scope and pg_hba rows
+ * (postgresql-access.ts, the fact of the resource that judges them). Each is a read-only sh fragment plus a pure
  * parser. Anything a user of the host can name (a file, a process, an account, a container) travels
  * base64-encoded, so it can never forge a section marker, and the scans have their own deadline,
  * well inside the round trip's. /etc/shadow is read by awk on the host: only account names come
  * back, never a password field.
  */
+import { postgresAccessFact } from './postgresql-access.js';
 import type { FactRequest } from './state.js';
 import { parseRebootRequired } from './reboot.js';
 import type { RebootFacts } from './types.js';
@@ -298,5 +300,5 @@ export const nvidiaPackagesFact = (): FactRequest<NvidiaPackages> => ({
 /** Every audit-only fact, read in the same round trip as the steps' facts. */
 export const auditFacts = (): FactRequest<unknown>[] => [
   listenersFact(), ufwStatusFact(), fileScanFact(), accountsFact(), pendingUpdatesFact(), rebootRequiredFact(),
-  securityServicesFact(), publishedPortsFact(), nvidiaPackagesFact(),
+  securityServicesFact(), publishedPortsFact(), nvidiaPackagesFact(), postgresAccessFact(),
 ];

@@ -178,3 +178,31 @@ done
     },
   };
 }
+
+/** What the host's OpenSSH can do (`ssh -Q`: the client and sshd are one build); null per list when it cannot be read. */
+export interface SshAlgorithms {
+  kex: string[] | null;
+  cipher: string[] | null;
+  mac: string[] | null;
+}
+
+export function parseSshAlgorithms(output: string): SshAlgorithms {
+  const lists: Record<string, string[] | null> = { kex: null, cipher: null, mac: null };
+  let current: string | null = null;
+  for (const line of output.split('\n')) {
+    const head = /^@@(kex|cipher|mac)$/.exec(line.trim());
+    if (head) { current = head[1] as string; lists[current] = []; continue; }
+    if (line.trim() === '@@none' && current) { lists[current] = null; current = null; continue; }
+    if (current && /^[A-Za-z0-9@._+-]+$/.test(line.trim())) lists[current]?.push(line.trim());
+  }
+  const known = (list: string[] | null | undefined): string[] | null => (list && list.length ? list : null);
+  return { kex: known(lists['kex']), cipher: known(lists['cipher']), mac: known(lists['mac']) };
+}
+
+export function sshAlgorithmsFact(): FactRequest<SshAlgorithms> {
+  return {
+    key: 'ssh-algorithms',
+    script: `for q in kex cipher mac; do printf '@@%s\\n' "$q"; ssh -Q "$q" 2>/dev/null || printf '@@none\\n'; done`,
+    parse: parseSshAlgorithms,
+  };
+}

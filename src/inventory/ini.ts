@@ -3,12 +3,13 @@
  * `[group:children]`, hosts before any section in `ungrouped`, `host[:port] key=value ...` lines with
  * shell-like quoting, `#` and `;` comments, ranges.
  */
+import { isIP } from 'node:net';
 import { ConfigError } from '../core/errors.js';
 import { InventoryBuilder, type Inventory, type Vars } from './model.js';
 import { expandHostRange } from './range.js';
 
-/** shlex.split(line, comments=True): words, quotes, backslashes; `#` at a word's start ends the line. */
-export function shellWords(line: string, where: string): string[] {
+/** shlex.split(line, comments=True): words, quotes, backslashes; `#` at a word's start ends the line (comments: false keeps it, as shlex.split's default). */
+export function shellWords(line: string, where: string, comments = true): string[] {
   const words: string[] = [];
   let word: string | null = null;
   let quote: '"' | "'" | null = null;
@@ -21,7 +22,7 @@ export function shellWords(line: string, where: string): string[] {
     } else if (/\s/.test(c)) {
       if (word !== null) words.push(word);
       word = null;
-    } else if (c === '#' && word === null) {
+    } else if (c === '#' && word === null && comments) {
       break;
     } else if (c === '"' || c === "'") {
       quote = c;
@@ -32,7 +33,7 @@ export function shellWords(line: string, where: string): string[] {
       word = (word ?? '') + c;
     }
   }
-  if (quote) throw new ConfigError(`unclosed quotation in: ${line}`, { location: where });
+  if (quote) throw new ConfigError('unclosed quotation', { location: where });
   if (word !== null) words.push(word);
   return words;
 }
@@ -69,11 +70,12 @@ export function splitHostPort(pattern: string, where: string): { names: string[]
   let port: number | undefined;
   if (colons === 1) {
     const m = /^(.*):(\d+)$/.exec(pattern);
-    if (!m?.[1]) throw new ConfigError(`"${pattern}" is not a host: expected host, host:port or a range`, { location: where });
+    if (!m?.[1]) throw new ConfigError('not a host: expected host, host:port or a range', { location: where });
     name = m[1];
     port = Number(m[2]);
-    if (port < 1 || port > 65535) throw new ConfigError(`port ${port} of "${pattern}" is out of range`, { location: where });
+    if (port < 1 || port > 65535) throw new ConfigError(`port ${port} is out of range`, { location: where });
   } else if (colons > 1) {
+    if (isIP(pattern) !== 6) throw new ConfigError('not a host: more than one ":" outside brackets, and not an IPv6 address', { location: where });
     return { names: [pattern] }; // a bare IPv6 address
   }
   let names: string[];
@@ -89,7 +91,8 @@ function keyValues(words: readonly string[], where: string): Vars {
   const vars: Vars = {};
   for (const word of words) {
     const eq = word.indexOf('=');
-    if (eq < 1) throw new ConfigError(`expected key=value, got "${word}"`, { location: where, hint: 'host variables on a host line are written key=value' });
+    if (eq < 1) throw new ConfigError('expected key=value', { location: where, hint: 'host variables on a host line are written key=value' });
+    if (word.slice(0, eq) in vars) throw new ConfigError(`variable ${word.slice(0, eq).replace(/[^\w.-]/g, '?').slice(0, 64)} is given twice on this line`, { location: where, hint: 'keep one of them' });
     vars[word.slice(0, eq)] = parseIniValue(word.slice(eq + 1));
   }
   return vars;
@@ -108,7 +111,7 @@ export function parseIni(text: string, file: string): Inventory {
     if (!line || line.startsWith('#') || line.startsWith(';')) continue;
     if (line.startsWith('[')) {
       const header = /^\[([^:\]\s]+)(?::(\w+))?\]\s*(?:[#;].*)?$/.exec(line);
-      if (!header?.[1]) throw new ConfigError(`malformed section header: ${line}`, { location: where, hint: 'sections are [group], [group:vars] or [group:children]' });
+      if (!header?.[1]) throw new ConfigError('malformed section header', { location: where, hint: 'sections are [group], [group:vars] or [group:children]' });
       group = header[1];
       const kind = header[2] ?? 'hosts';
       if (kind !== 'hosts' && kind !== 'vars' && kind !== 'children') {
@@ -125,11 +128,11 @@ export function parseIni(text: string, file: string): Inventory {
     }
     if (section === 'vars') {
       const eq = line.indexOf('=');
-      if (eq < 1) throw new ConfigError(`expected key=value in [${group}:vars], got "${line}"`, { location: where });
+      if (eq < 1) throw new ConfigError(`expected key=value in [${group}:vars]`, { location: where });
       inv.group(group).vars[line.slice(0, eq).trim()] = parseIniValue(line.slice(eq + 1).trim());
     } else if (section === 'children') {
       const words = shellWords(line, where);
-      if (words.length !== 1) throw new ConfigError(`expected one group name in [${group}:children], got "${line}"`, { location: where });
+      if (words.length !== 1) throw new ConfigError(`expected one group name in [${group}:children]`, { location: where });
       defined.add(words[0] as string);
       inv.child(group, words[0] as string);
     } else {

@@ -42,7 +42,7 @@ export class InventoryBuilder {
   group(name: string): Group {
     let group = this.inventory.groups.get(name);
     if (!group) {
-      if (!/^[^\s:[\],]+$/.test(name)) throw new ConfigError(`"${name}" is not a group name`, { location: this.inventory.file });
+      if (!/^[^\s:[\],]+$/.test(name)) throw new ConfigError('a group name contains whitespace, ":", "[", "]" or ","', { location: this.inventory.file });
       group = { name, hosts: [], children: [], parents: [], vars: {} };
       this.inventory.groups.set(name, group);
     }

@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { ConfigError } from '../core/errors.js';
 import { parseYamlText } from './yaml.js';
+import { shownKey } from './location.js';
 
 /**
  * zanuri.yaml: what `zanuri init` asked, read by check, provision and cloud-init from the current
@@ -36,7 +37,7 @@ export async function loadConfig(file = configFileName): Promise<ZanuriConfig | 
   const bad = (what: string): never => { throw new ConfigError(`${path}: ${what}`, { location: path }); };
   const raw = data as Record<string, unknown>;
   const unknown = Object.keys(raw).filter((k) => !keys.includes(k));
-  if (unknown.length) bad(`unknown key ${unknown.map((k) => JSON.stringify(k)).join(', ')} (known: ${keys.join(', ')})`);
+  if (unknown.length) bad(`unknown key ${unknown.map(shownKey).join(', ')} (known: ${keys.join(', ')})`);
   const config: ZanuriConfig = { file: path };
   if (raw['hosts'] !== undefined && raw['hosts'] !== null) {
     if (!Array.isArray(raw['hosts']) || !raw['hosts'].every((h) => typeof h === 'string' && h)) bad('hosts must be a list of [user@]host[:port]');

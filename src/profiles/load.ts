@@ -2,7 +2,7 @@ import { readdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { ConfigError } from '../core/errors.js';
 import { readBundle } from './bundle.js';
-import { builtinProfilesDir } from './location.js';
+import { builtinProfilesDir, shownName } from './location.js';
 import type { Profile, Requirement } from './types.js';
 
 export { builtinProfilesDir } from './location.js';
@@ -77,7 +77,7 @@ export async function loadProfiles(selection: ProfileSelection = {}): Promise<Pr
     }
     const profile = byId.get(name);
     if (!profile) {
-      throw new ConfigError(`unknown profile "${name}"`, { hint: `known profiles: ${[...byId.keys()].sort().join(', ')}` });
+      throw new ConfigError(`unknown profile "${shownName(name)}"`, { hint: `known profiles: ${[...byId.keys()].sort().join(', ')}` });
     }
     chosen.push(resolveExtends(profile, byId));
   }

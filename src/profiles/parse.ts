@@ -10,7 +10,7 @@ import { ConfigError } from '../core/errors.js';
 import { plainData } from './yaml.js';
 import type { Profile } from './types.js';
 
-import { builtinProfilesDir } from './location.js';
+import { builtinProfilesDir, shownKey, shownName } from './location.js';
 
 // One compile per process, shared by files loaded in parallel: compiling is most of the cost.
 let validator: Promise<ValidateFunction> | null = null;
@@ -43,7 +43,7 @@ function describeError(error: ErrorObject): string {
   const where = error.instancePath ? error.instancePath.slice(1).replaceAll('/', '.') : 'the profile';
   const params = error.params as Record<string, unknown>;
   switch (error.keyword) {
-    case 'additionalProperties': return `unknown key "${String(params['additionalProperty'])}" in ${where}`;
+    case 'additionalProperties': return `unknown key ${shownKey(String(params['additionalProperty']))} in ${where}`;
     case 'required': return `${where} is missing "${String(params['missingProperty'])}"`;
     case 'enum': return `${where} must be one of: ${(params['allowedValues'] as unknown[]).join(', ')}`;
     case 'const': return `${where} must be ${JSON.stringify(params['allowedValue'])}`;
@@ -65,7 +65,7 @@ export async function loadProfileFile(file: string): Promise<Profile> {
   try {
     text = await readFile(file, 'utf8');
   } catch (error) {
-    throw new ConfigError(`cannot read profile: ${(error as Error).message}`, { location: file, cause: error });
+    throw new ConfigError(`cannot read profile (${(error as NodeJS.ErrnoException).code ?? 'unreadable'})`, { location: shownName(file), cause: error });
   }
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });

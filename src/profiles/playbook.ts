@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { LineCounter, isMap, isScalar, parseDocument } from 'yaml';
 import { plainData } from './yaml.js';
+import { shownKey, shownName } from './location.js';
 import { ConfigError } from '../core/errors.js';
 import type { Profile } from './types.js';
 
@@ -26,7 +27,7 @@ export async function loadPlaybook(name: string): Promise<Playbook> {
   try {
     text = await readFile(file, 'utf8');
   } catch {
-    throw new ConfigError(isPath(name) ? `cannot read playbook ${file}` : `unknown playbook "${name}"`, { hint: 'shipped playbooks are in playbooks/' });
+    throw new ConfigError(isPath(name) ? `cannot read playbook ${shownName(file)}` : `unknown playbook "${shownName(name)}"`, { hint: 'shipped playbooks are in playbooks/' });
   }
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true });
@@ -48,14 +49,14 @@ export async function loadPlaybook(name: string): Promise<Playbook> {
     throw new ConfigError(message, { location: at(keyNode?.range?.[0]) });
   };
   if (typeof data !== 'object' || data === null) fail([], 'a playbook is a mapping with id, title and steps');
-  for (const key of Object.keys(data)) if (!['id', 'title', 'steps'].includes(key)) failKey([], key, `unknown key "${key}" in the playbook`);
+  for (const key of Object.keys(data)) if (!['id', 'title', 'steps'].includes(key)) failKey([], key, `unknown key ${shownKey(key)} in the playbook`);
   if (typeof data.id !== 'string') fail(['id'], 'the playbook needs an id');
   if (!Array.isArray(data.steps) || !data.steps.length) fail(['steps'], 'the playbook needs a list of steps');
   const steps = (data.steps as unknown[]).map((entry, i) => {
     if (typeof entry !== 'object' || entry === null) return fail(['steps', i], 'each step is a mapping: { step: ID, params: {...} }');
     const { step, params, ...rest } = entry as Record<string, unknown>;
     const extra = Object.keys(rest)[0];
-    if (extra) failKey(['steps', i], extra, `unknown key "${extra}" in a playbook step`);
+    if (extra) failKey(['steps', i], extra, `unknown key ${shownKey(extra)} in a playbook step`);
     if (typeof step !== 'string') fail(['steps', i], 'each step needs "step: ID"');
     if (params !== undefined && (typeof params !== 'object' || params === null || Array.isArray(params))) fail(['steps', i, 'params'], 'params must be a mapping');
     return { step: step as string, params: (params ?? {}) as Record<string, unknown> };

@@ -34,10 +34,12 @@ export function plainData(doc: Document, lines: LineCounter, file: string, maxAl
 
 export function parseYamlText(text: string, file: string): unknown {
   const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: false, merge: true, version: '1.1' });
+  // A key given twice is refused: Ansible keeps the last value with a warning, and a value that is not the one read is a surprise.
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true, merge: true, version: '1.1' });
   const error = doc.errors[0];
   if (error) {
     const { line, col } = lines.linePos(error.pos[0]);
+    if (error.code === 'DUPLICATE_KEY') throw new ConfigError('a key is given twice in the same mapping', { location: `${file}:${line}:${col}`, hint: 'keep one of them' });
     throw new ConfigError(`malformed YAML: ${error.message.split('\n')[0]}`, { location: `${file}:${line}:${col}`, hint: 'check indentation and quoting around this position' });
   }
   return plainData(doc, lines, file, 1000);

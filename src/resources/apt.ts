@@ -86,7 +86,8 @@ export const lockGaveUpExit = 75;
 
 /**
  * Waits for the apt and dpkg locks, naming the holder, then runs apt. Arguments: bound (seconds),
- * repair (1: finish an interrupted dpkg first), the number of lock files, the lock files, then apt's argv.
+ * repair (1: first finish what dpkg left undone: an interrupted run, or triggers a failed one left
+ * pending, as `dpkg --audit` reports), the number of lock files, the lock files, then apt's argv.
  *
  * A lock is held when fcntl(F_GETLK) says so (perl-base is Essential on Debian and Ubuntu; apt and dpkg
  * lock with fcntl, which flock(1) cannot see); the holder is whoever has the file open (/proc/PID/fd).
@@ -129,8 +130,8 @@ while :; do
   waited=$(( $(date +%s) - start ))
   if [ -z "$busy" ]; then
     if [ -n "$said" ]; then echo "zanuri: waited \${waited}s for the $last" >&2; said=; fi
-    if [ "$repair" = 1 ] && [ -n "$(ls -A /var/lib/dpkg/updates 2>/dev/null)" ]; then
-      echo "zanuri: dpkg was interrupted earlier; finishing it first (dpkg --configure -a)" >&2
+    if [ "$repair" = 1 ] && { [ -n "$(ls -A /var/lib/dpkg/updates 2>/dev/null)" ] || [ -n "$(dpkg --audit 2>/dev/null)" ]; }; then
+      echo "zanuri: dpkg left work unfinished earlier (interrupted, or triggers pending); finishing it first (dpkg --configure -a)" >&2
       DEBIAN_FRONTEND=noninteractive dpkg --force-confdef --force-confold --configure -a >"$out" 2>"$err" || { cat "$out"; cat "$err" >&2; exit 100; }
     fi
     "$@" >"$out" 2>"$err"

@@ -14,7 +14,8 @@ import { defineStep } from './types.js';
  * (Persistent: a run missed while the host was off happens at boot) starts a oneshot service that
  * runs one script: a gzip'd pg_dump per database, a tarball of Redis's RDB and AOF files, one of the
  * configuration paths; then removes artifacts older than the retention (strictly: by modification
- * time, in minutes) and copies the new ones to the off-site SSH host, if one is named.
+ * time, in minutes) and copies the new ones to the off-site SSH host, if one is named, where the same
+ * retention rule then prunes the copies (scp -p keeps each copy's modification time).
  *
  * The off-site copy logs in with a key the step generates on the host (the private half never
  * leaves it; the public half is in the plan's reason, for the operator to authorise on the off-site
@@ -55,7 +56,7 @@ const schema = params({
     dir: absolutePath(),
     knownHostsLine: Type.String({ pattern: '^[\\[\\]A-Za-z0-9.:,-]+ (?:ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(?:256|384|521)) [A-Za-z0-9+/]+={0,3}(?: [\\x21-\\x7e]+)?$', what: 'a known_hosts line of the off-site host (host keytype key)' }),
   }, { additionalProperties: false })], {
-    default: null, description: 'Copy each new artifact to this SSH host ({host, user, port, dir, knownHostsLine}) with scp, as the key the step generates (its public half is shown in the plan: authorise it for that user). Off-site retention is the off-site host\'s own policy.',
+    default: null, description: 'Copy each new artifact to this SSH host ({host, user, port, dir, knownHostsLine}) with scp -p (its modification time kept), as the key the step generates (its public half is shown in the plan: authorise it for that user, with a shell: the same retention then removes the artifacts in dir older than retentionDays there too, so give each host a dir of its own).',
   }),
 });
 
@@ -66,6 +67,9 @@ type Params = {
 };
 
 const keyFact = () => fileFact(`${keyPath}.pub`);
+
+/** When the last good run is overdue (the BackupOverdue alert): the schedule's period plus slack for the timer's random delay and the run itself. */
+export const maxAgeOf = (schedule: string): number => (schedule === 'hourly' ? 2 * 3600 : schedule === 'weekly' ? 8 * 86400 : 26 * 3600);
 
 /** --set KEY=@FILE drops blank lines; an armored key needs the one between its header lines and the body. */
 export function withArmorBlank(lines: readonly string[]): string[] {
@@ -115,6 +119,7 @@ export const backups = defineStep({
     const conf = templates.render('backups/backups.conf', {
       dir: p.dir, retentionDays: p.retentionDays, databases: p.databases.join(' '), redis: p.redis ? 'yes' : 'no', configPaths: p.configPaths.join(' '),
       gpgKey: p.gpgRecipientKey ? recipientPath : '', offsite: p.offsite ? `${p.offsite.user}@${p.offsite.host}` : '', offsitePort: p.offsite?.port ?? 22, offsiteDir: p.offsite?.dir ?? '',
+      maxAgeSeconds: maxAgeOf(p.schedule),
     });
     const unitFile = file(unitPath, templates.render('backups/zanuri-backup.service', { timeoutSeconds: 6 * 3600 }), { whyMissing: 'no service runs the backups yet' });
     const timerFile = file(timerPath, templates.render('backups/zanuri-backup.timer', { schedule: p.schedule, randomDelay: p.schedule === 'hourly' ? '5min' : '30min' }), { whyMissing: `nothing starts the backups ${p.schedule} yet` });

@@ -227,6 +227,8 @@ export const baseline = defineStep({
     ...(p.sudoLogging ? ['sudo'] : []),
     ...(p.sysctl || p.coreDumps ? ['procps'] : []),
     ...(p.processAccounting ? ['acct'] : []),
+    // aideinit, Debian's aide.conf and the daily check timer are in aide-common, which Debian 12's aide only
+    // Recommends: packages install without recommends, so it is named here (without it aideinit is missing).
     ...(p.fileIntegrity ? ['aide', 'aide-common'] : []),
     ...p.tools,
   ],

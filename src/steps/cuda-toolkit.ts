@@ -2,7 +2,7 @@ import { ConfigError } from '../core/errors.js';
 import { osReleaseFact, type FactRequest, type FactValues } from '../facts/state.js';
 import { file } from '../resources/file.js';
 import { packages } from '../resources/packages.js';
-import { RefusedError, checkRepository, cudaRepository, distroOf, gpuPresence, nvidiaStateFact, pciFact, repositoryParams, type RepositoryParams, fromGpuPlan, type GpuPlan } from './nvidia-shared.js';
+import { RefusedError, checkRepository, cudaRepository, cudaSourcesFact, distroOf, gpuPresence, nvidiaStateFact, pciFact, repositoryParams, type RepositoryParams, fromGpuPlan, type GpuPlan } from './nvidia-shared.js';
 import { params, Type } from './schema.js';
 import { defineStep, type PlanContext } from './types.js';
 
@@ -68,7 +68,7 @@ function plan(facts: FactValues, p: Params, ctx: PlanContext): GpuPlan {
   const name = `cuda-toolkit-${version[0]}-${version[1]}`;
   return {
     resources: [
-      cudaRepository(p, distro.name, ctx, 'cuda-toolkit'),
+      ...cudaRepository(p, distro.name, facts, ctx, 'cuda-toolkit'),
       packages([name], { state: 'held', why: `${name} not installed: ${why}` }),
       file(profilePath, ctx.templates.render('nvidia/cuda-path.sh', { version: dotted }), { whyMissing: `login shells do not find nvcc (/usr/local/cuda-${dotted}/bin is not on the PATH)` }),
     ],
@@ -91,7 +91,7 @@ export const cudaToolkit = defineStep({
 
   check: (p) => checkRepository(p, 'cuda-toolkit'),
 
-  facts: () => [osReleaseFact(), pciFact(), nvidiaStateFact(), toolkitsFact()],
+  facts: () => [osReleaseFact(), pciFact(), nvidiaStateFact(), cudaSourcesFact(), toolkitsFact()],
 
   ...fromGpuPlan<Params>(plan),
 

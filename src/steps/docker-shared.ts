@@ -16,6 +16,10 @@ export const nvidiaRuntimePath = '/usr/bin/nvidia-container-runtime';
 export const nvidiaRuntimeFact = () => commandFact(['test', '-x', nvidiaRuntimePath]);
 export const archFact = () => commandFact(['dpkg', '--print-architecture']);
 
+/** The primary fingerprints of the shipped keys (templates/docker/KEYS.md says where each comes from). */
+export const dockerKeyFingerprint = '9DC858229FC7DD38854AE2D88D81803C0EBFCD88';
+export const toolkitKeyFingerprint = 'C95B321B61E88C1809C4F759DDCAE044F796ECB0';
+
 const armor = { begin: '-----BEGIN PGP PUBLIC KEY BLOCK-----', end: '-----END PGP PUBLIC KEY BLOCK-----' };
 
 /**
@@ -48,3 +52,41 @@ export function wantsNvidiaRuntime(facts: FactValues, ctx: Pick<PlanContext, 'se
   return (ctx.selected ?? []).includes(toolkitStepId) || facts.get(nvidiaRuntimeFact()).exitCode === 0;
 }
 
+
+/** The engine's version line (`Docker version 20.10.24+dfsg1, build 297e128`); not installed: exit 127. */
+export const dockerdVersionFact = () => commandFact(['dockerd', '--version']);
+
+/** Docker's IPv6 packet filtering, as its configuration decides it. */
+export type DockerIpv6 =
+  | { state: 'absent'; why: string }
+  | { state: 'off' | 'on'; why: string; major: number; version: string };
+
+/**
+ * Does dockerd write ip6tables rules (IPv6 DNAT for published ports of IPv6 networks)? daemon.json's
+ * `ip6tables` says so; unset, it is on from Docker 27 and off before, where it also needed
+ * `experimental` (Debian 12's docker.io 20.10 refuses to start with ip6tables alone). With it off,
+ * IPv6 clients reach published ports only through docker-proxy, a host process.
+ */
+export function dockerIpv6(dockerd: { exitCode: number; stdout: string }, daemonJson: string | null): DockerIpv6 {
+  const m = dockerd.exitCode === 0 ? /^Docker version (\d+)\.(\d+)/m.exec(dockerd.stdout) : null;
+  if (!m) return { state: 'absent', why: 'Docker is not installed yet' };
+  const major = Number(m[1]);
+  const version = `${m[1]}.${m[2]}`;
+  let config: Record<string, unknown> = {};
+  try {
+    const parsed: unknown = JSON.parse(daemonJson ?? '{}');
+    if (parsed && typeof parsed === 'object' && !Array.isArray(parsed)) config = parsed as Record<string, unknown>;
+  } catch {
+    // the docker step owns daemon.json and refuses one that is not JSON; dockerd would not start with it
+  }
+  const set = typeof config['ip6tables'] === 'boolean' ? config['ip6tables'] : null;
+  if (major >= 27) {
+    return set === false
+      ? { state: 'off', major, version, why: `Docker ${version} has ip6tables turned off in ${daemonJsonPath}` }
+      : { state: 'on', major, version, why: `Docker ${version} writes ip6tables rules (${set === true ? `ip6tables in ${daemonJsonPath}` : 'its default since Docker 27'})` };
+  }
+  if (set === true && config['experimental'] === true) {
+    return { state: 'on', major, version, why: `Docker ${version} writes ip6tables rules (experimental ip6tables in ${daemonJsonPath})` };
+  }
+  return { state: 'off', major, version, why: `Docker ${version} writes no ip6tables rules (before Docker 27 that takes ip6tables and experimental in ${daemonJsonPath})` };
+}

@@ -15,10 +15,10 @@ import { defineStep, type PlanContext } from './types.js';
 const schema = params({
   source: Type.Union([Type.Literal('distribution'), Type.Literal('docker')], {
     default: 'distribution',
-    description: 'Where the engine comes from: the distribution\'s docker.io package, or Docker\'s own repository (docker-ce; needs repositoryKey).',
+    description: 'Where the engine comes from: the distribution\'s docker.io package, or Docker\'s own repository (docker-ce, trusted with Docker\'s shipped key or repositoryKey).',
   }),
   repositoryUrl: Type.Union([url(), Type.Null()], { default: null, description: 'Docker\'s repository; default https://download.docker.com/linux/debian (or /ubuntu on Ubuntu). Only with source docker.' }),
-  repositoryKey: armoredKey('Docker\'s signing key, ASCII-armored (download.docker.com/linux/debian/gpg, fingerprint 9DC8 5822 9FC7 DD38 854A E2D8 8D81 803C 0EBF CD88); e.g. --set docker.repositoryKey=@docker.asc. Needed with source docker.'),
+  repositoryKey: armoredKey('Docker\'s signing key, ASCII-armored, with source docker; null: the shipped copy of download.docker.com/linux/debian/gpg (templates/docker/docker-archive-key.asc, fingerprint 9DC8 5822 9FC7 DD38 854A E2D8 8D81 803C 0EBF CD88). E.g. --set docker.repositoryKey=@docker.asc.'),
   logMaxSize: Type.String({ pattern: '^[1-9][0-9]{0,5}[kmg]$', what: 'a size like 10m (k, m or g)', default: '10m', description: 'json-file log driver: the size at which a container\'s log is rotated.' }),
   logMaxFile: Type.Integer({ minimum: 1, maximum: 100, default: 3, description: 'json-file log driver: rotated log files kept per container.' }),
   liveRestore: Type.Boolean({ default: true, description: 'Containers keep running while dockerd restarts or upgrades (live-restore).' }),
@@ -77,9 +77,6 @@ export const docker = defineStep({
 
   check(raw): DockerParams {
     const repositoryKey = checkArmoredKey('docker', 'repositoryKey', raw.repositoryKey);
-    if (raw.source === 'docker' && repositoryKey === null) {
-      throw new ConfigError('docker: source docker needs repositoryKey (Docker\'s signing key, which zanuri does not ship)', { hint: 'curl -fsSLo docker.asc https://download.docker.com/linux/debian/gpg, check its fingerprint, then --set docker.repositoryKey=@docker.asc' });
-    }
     if (raw.source !== 'docker' && (raw.repositoryUrl !== null || repositoryKey !== null)) throw new ConfigError('docker: repositoryUrl and repositoryKey go with source docker');
     return { ...raw, repositoryKey, groupMembers: [...new Set(raw.groupMembers)] };
   },
@@ -94,7 +91,7 @@ export const docker = defineStep({
       const release = facts.get(osReleaseFact());
       const family = familyOf(release);
       resources.push(aptRepository('docker', {
-        key: ctx.templates.render('docker/repository-key.asc', { key: p.repositoryKey ?? '' }),
+        key: p.repositoryKey === null ? ctx.templates.render('docker/docker-archive-key.asc', {}) : ctx.templates.render('docker/repository-key.asc', { key: p.repositoryKey }),
         sources: ctx.templates.render('docker/docker.sources', {
           url: p.repositoryUrl ?? `https://download.docker.com/linux/${family === 'ubuntu' ? 'ubuntu' : 'debian'}`,
           suite: release['VERSION_CODENAME'] ?? 'stable',

@@ -6,7 +6,7 @@ import { command } from '../resources/command.js';
 import { packages } from '../resources/packages.js';
 import { service } from '../resources/service.js';
 import type { Resource } from '../resources/types.js';
-import { checkRepository, cudaRepository, distroOf, nvidiaStateFact, pciFact, repositoryParams, type RepositoryParams, fromGpuPlan, type GpuPlan } from './nvidia-shared.js';
+import { checkRepository, cudaRepository, cudaSourcesFact, distroOf, nvidiaStateFact, pciFact, repositoryParams, type RepositoryParams, fromGpuPlan, type GpuPlan } from './nvidia-shared.js';
 import { params, Type } from './schema.js';
 import { defineStep, type PlanContext } from './types.js';
 
@@ -33,7 +33,7 @@ function plan(facts: FactValues, p: Params, ctx: PlanContext): GpuPlan {
   const installedVersion = installed ? driverVersionOf(installed.version) : null;
   const resources: Resource[] = [];
   // Ubuntu's archive carries nvidia-fabricmanager-<branch> beside its drivers; Debian's does not: NVIDIA's repository does.
-  if (distro.family !== 'ubuntu') resources.push(cudaRepository(p, distro.name, ctx, 'fabric-manager'));
+  if (distro.family !== 'ubuntu') resources.push(...cudaRepository(p, distro.name, facts, ctx, 'fabric-manager'));
   if (driver) {
     // Exactly the driver's version: a Fabric Manager of another version refuses to start, and CUDA cannot initialise.
     const needed = installedVersion === driver ? null
@@ -67,7 +67,7 @@ export const fabricManager = defineStep({
 
   check: (p) => checkRepository(p, 'fabric-manager'),
 
-  facts: () => [osReleaseFact(), pciFact(), nvidiaStateFact()],
+  facts: () => [osReleaseFact(), pciFact(), nvidiaStateFact(), cudaSourcesFact()],
 
   ...fromGpuPlan<Params>(plan),
 

@@ -33,7 +33,7 @@ export const haproxy = defineStep({
     tls: Type.Union([Type.Literal('none'), Type.Literal('terminate'), Type.Literal('passthrough')], { default: 'none', description: 'terminate: HTTPS ends here with certificate; passthrough: TLS goes untouched to the backends (which then speak TLS); none: HTTP only.' }),
     tlsPort: port({ default: 443, description: 'The HTTPS port (tls terminate or passthrough).' }),
     certificate: Type.Union([absolutePath(), Type.Null()], { default: null, what: 'an absolute path', description: 'PEM file with the certificate chain and its key, on the host (tls terminate).' }),
-    healthPath: Type.String({ pattern: '^/[A-Za-z0-9._~/-]*$', default: '/health', what: 'a URL path', description: 'The path each backend must answer with 200 to get requests (tls none or terminate).' }),
+    healthPath: Type.String({ pattern: '^/(?!(?:.*/)?\\.\\.(?:/|$))[A-Za-z0-9._~/-]{0,200}$', default: '/health', what: 'a URL path (no .. segment)', description: 'The path each backend must answer with 200 to get requests (tls none or terminate).' }),
     balance: Type.Union([Type.Literal('roundrobin'), Type.Literal('leastconn')], { default: 'roundrobin', description: 'How requests are spread over the healthy backends.' }),
     maxconn: Type.Integer({ minimum: 100, maximum: 1_000_000, default: 4096, description: 'Connections haproxy accepts at once.' }),
     statsPort: port({ default: 8404, description: 'The statistics page (/stats): internal networks only.' }),

@@ -19,7 +19,7 @@ const schema = params({
     default: null,
     description: 'The toolkit\'s apt repository without the architecture; default NVIDIA\'s https://nvidia.github.io/libnvidia-container/stable/deb (a flat repository per architecture).',
   }),
-  repositoryKey: armoredKey('NVIDIA\'s signing key, ASCII-armored (nvidia.github.io/libnvidia-container/gpgkey, fingerprint C95B 321B 61E8 8C18 09C4 F759 DDCA E044 F796 ECB0); e.g. --set nvidia-container-toolkit.repositoryKey=@nvidia.asc. Required: zanuri does not ship it.'),
+  repositoryKey: armoredKey('NVIDIA\'s signing key for the toolkit repository, ASCII-armored; null: the shipped copy of nvidia.github.io/libnvidia-container/gpgkey (templates/docker/nvidia-container-toolkit-key.asc, fingerprint C95B 321B 61E8 8C18 09C4 F759 DDCA E044 F796 ECB0). E.g. --set nvidia-container-toolkit.repositoryKey=@nvidia.asc.'),
   cdi: Type.Boolean({ default: true, description: 'Generate the CDI spec (/etc/cdi/nvidia.yaml, nvidia-ctk cdi generate) where a GPU and its driver answer; skipped, with the reason, elsewhere.' }),
   verifyImage: Type.String({
     pattern: '^[a-z0-9][a-z0-9._/-]{0,127}(?::[A-Za-z0-9._-]{1,128})?$', what: 'an image reference like ubuntu:24.04',
@@ -27,7 +27,7 @@ const schema = params({
   }),
 });
 
-type ToolkitParams = Omit<Static<typeof schema>, 'repositoryKey'> & { repositoryKey: string };
+type ToolkitParams = Omit<Static<typeof schema>, 'repositoryKey'> & { repositoryKey: string | null };
 
 const defaultUrl = 'https://nvidia.github.io/libnvidia-container/stable/deb';
 
@@ -64,11 +64,7 @@ export const nvidiaContainerToolkit = defineStep({
   params: schema,
 
   check(raw): ToolkitParams {
-    const repositoryKey = checkArmoredKey(id, 'repositoryKey', raw.repositoryKey);
-    if (repositoryKey === null) {
-      throw new ConfigError(`${id}: repositoryKey is required (NVIDIA's signing key, which zanuri does not ship)`, { hint: `curl -fsSLo nvidia.asc https://nvidia.github.io/libnvidia-container/gpgkey, check its fingerprint, then --set ${id}.repositoryKey=@nvidia.asc` });
-    }
-    return { ...raw, repositoryKey };
+    return { ...raw, repositoryKey: checkArmoredKey(id, 'repositoryKey', raw.repositoryKey) };
   },
 
   facts: () => [archFact(), driverVersionFact(), cdiSpec],
@@ -78,7 +74,7 @@ export const nvidiaContainerToolkit = defineStep({
     const gpus = gpusOf(facts);
     const resources: Resource[] = [
       aptRepository('nvidia-container-toolkit', {
-        key: templates.render('docker/repository-key.asc', { key: p.repositoryKey }),
+        key: p.repositoryKey === null ? templates.render('docker/nvidia-container-toolkit-key.asc', {}) : templates.render('docker/repository-key.asc', { key: p.repositoryKey }),
         sources: templates.render('docker/nvidia-container-toolkit.sources', { url: `${p.repositoryUrl ?? defaultUrl}/${arch}`, keyring: keyringPath('nvidia-container-toolkit') }),
       }),
       packages(['nvidia-container-toolkit']),

@@ -9,7 +9,7 @@ import { reboot } from '../resources/reboot.js';
 import { service } from '../resources/service.js';
 import type { Resource } from '../resources/types.js';
 import {
-  RefusedError, checkRepository, cudaRepository, distroOf, gpuPresence, installedBranch, nvidiaStateFact, pciFact, repositoryParams, secureBootFact,
+  RefusedError, checkRepository, cudaRepository, cudaSourcesFact, distroOf, gpuPresence, installedBranch, nvidiaStateFact, pciFact, repositoryParams, secureBootFact,
   type NvidiaState, fromGpuPlan, type GpuPlan } from './nvidia-shared.js';
 import { params, Type, url } from './schema.js';
 import { defineStep, type PlanContext } from './types.js';
@@ -66,7 +66,7 @@ export function modulesFor(generations: readonly GpuGeneration[], branch: number
 const debArch = (machine: string): string => (machine === 'aarch64' ? 'arm64' : 'amd64');
 
 /** The packages of a route: what is installed and held, and the kernel headers DKMS builds against (not held: they follow the kernel). */
-export function routePackages(route: Route, branch: number, modules: Modules, state: NvidiaState, machine: string, family: string): { driver: string[]; headers: string[] } {
+export function routePackages(route: Route, branch: number, modules: Modules, state: NvidiaState, machine: string, family: string): { driver: string[]; headers: string[]; pin?: string } {
   const open = modules === 'open';
   switch (route) {
     case 'ubuntu-signed': {
@@ -77,11 +77,22 @@ export function routePackages(route: Route, branch: number, modules: Modules, st
     }
     case 'debian':
       return { driver: [open ? 'nvidia-open-kernel-dkms' : 'nvidia-kernel-dkms', 'nvidia-driver', 'nvidia-smi', 'nvidia-persistenced'], headers: [`linux-headers-${debArch(machine)}`] };
-    case 'cuda-repo':
+    case 'cuda-repo': {
       // NVIDIA's guide: the running kernel's headers on Ubuntu; on Debian the kernel's metapackage, which DKMS builds for.
-      return { driver: open ? ['nvidia-open'] : [`cuda-drivers-${branch}`], headers: family === 'ubuntu' && state.kernel ? [`linux-headers-${state.kernel}`] : [`linux-headers-${debArch(machine)}`] };
+      const headers = family === 'ubuntu' && state.kernel ? [`linux-headers-${state.kernel}`] : [`linux-headers-${debArch(machine)}`];
+      // From 575 a pinning package locks apt onto the branch (installed before the driver); before, branch-named metapackages did.
+      if (branch >= pinningFrom) return { driver: [open ? 'nvidia-open' : 'cuda-drivers'], headers, pin: `nvidia-driver-pinning-${branch}` };
+      return { driver: [open ? `nvidia-open-${branch}` : `cuda-drivers-${branch}`], headers };
+    }
   }
 }
+
+/**
+ * NVIDIA's driver installation guide ("Version locking", APT): from branch 575 the CUDA repository's
+ * driver packages are locked onto a branch by `nvidia-driver-pinning-<branch>`, installed before the
+ * driver; older branches are chosen by the branch-named `nvidia-open-<branch>` / `cuda-drivers-<branch>`.
+ */
+export const pinningFrom = 575;
 
 const buildsDkms = (route: Route): boolean => route !== 'ubuntu-signed';
 
@@ -142,7 +153,7 @@ function plan(facts: FactValues, p: Params, ctx: PlanContext): GpuPlan {
   const gpus = facts.get(pciFact()).gpus;
   const { modules, why: modulesWhy } = modulesFor(gpus.map(gpuGeneration), p.branch, p.modules);
   const machine = facts.get(machineFact()).stdout.trim() || 'x86_64';
-  const { driver, headers } = routePackages(route, p.branch, modules, state, machine, distro.family);
+  const { driver, headers, pin } = routePackages(route, p.branch, modules, state, machine, distro.family);
 
   if (buildsDkms(route) && facts.get(secureBootFact()) === 'enabled') {
     if (p.secureBoot === 'refuse') throw secureBootRefusal(route, distro.family);
@@ -168,7 +179,7 @@ function plan(facts: FactValues, p: Params, ctx: PlanContext): GpuPlan {
         { argv: ['apt-mark', 'unhold', '--', ...oldHeld] }, { describe: 'no older NVIDIA driver is held', undo: { argv: ['apt-mark', 'hold', '--', ...oldHeld] } }));
     }
     if (route === 'debian') resources.push(nonFreeSources(ctx, p.debianMirror, distro.codename));
-    if (route === 'cuda-repo') resources.push(cudaRepository(p, distro.name, ctx, 'nvidia-driver'));
+    if (route === 'cuda-repo') resources.push(...cudaRepository(p, distro.name, facts, ctx, 'nvidia-driver'));
     if (headers.length) resources.push(packages(headers, { why: `${headers.join(', ')} not installed: DKMS builds the module against them` }));
     if (have !== null && have < p.branch && upgrade.length) {
       // The same package names at an older branch: installing them again upgrades them (held ones too, on purpose).
@@ -178,6 +189,7 @@ function plan(facts: FactValues, p: Params, ctx: PlanContext): GpuPlan {
       resources.push(command('upgrade-driver', `driver ${state.driverVersion} (branch ${have}) is older than branch ${p.branch}: ${upgrade.join(', ')} upgraded`,
         { argv: argv as [string, ...string[]] }, { describe: `the driver is branch ${p.branch} or newer`, checkpoint: true }));
     }
+    if (pin) resources.push(packages([pin], { why: `${pin} is not installed: it locks apt onto branch ${p.branch} (NVIDIA's version locking), before the driver is installed` }));
     resources.push(packages(driver, { state: 'held', why: `${driver.filter((d) => !installedNames.has(d)).join(', ') || driver.join(', ')}: branch ${p.branch} by the ${route} route, ${modulesWhy}` }));
   }
 
@@ -222,7 +234,7 @@ export const nvidiaDriver = defineStep({
 
   check: (p) => checkRepository(p, 'nvidia-driver'),
 
-  facts: () => [osReleaseFact(), pciFact(), nvidiaStateFact(), secureBootFact(), mokTestFact(), initramfsFact(), machineFact(), heldPackagesFact(), fileFact(blacklistPath)],
+  facts: () => [osReleaseFact(), pciFact(), nvidiaStateFact(), cudaSourcesFact(), secureBootFact(), mokTestFact(), initramfsFact(), machineFact(), heldPackagesFact(), fileFact(blacklistPath)],
 
   ...fromGpuPlan<Params>(plan),
 

@@ -8,7 +8,10 @@ import {
   branchOf, driverVersionOf, nvidiaPci, parseLoadedNvidiaVersion, parseMokutilSbState, pciListScript, type NvidiaPci, type SecureBootState,
 } from '../facts/gpu.js';
 import { familyOf, osReleaseFact, type FactRequest, type FactValues } from '../facts/state.js';
-import { aptRepository } from '../resources/apt-repository.js';
+import { aptUpdateCmd } from '../resources/apt.js';
+import { aptRepository, keyringPath, sourcesPath } from '../resources/apt-repository.js';
+import { absent, file } from '../resources/file.js';
+import { packages } from '../resources/packages.js';
 import type { Resource } from '../resources/types.js';
 import { Type } from './schema.js';
 import type { PlanContext } from './types.js';
@@ -68,8 +71,8 @@ export interface NvidiaState {
   driverVersion: string | null;
 }
 
-/** Kernel-module packages of every route: NVIDIA's nvidia-open (installed with its module), Debian DKMS, NVIDIA's DKMS, Ubuntu's prebuilt and DKMS ones. */
-export const modulePackageGlobs = ['nvidia-open', 'nvidia-kernel-dkms', 'nvidia-kernel-open-dkms', 'nvidia-open-kernel-dkms', 'linux-modules-nvidia-*', 'nvidia-dkms-*'];
+/** Kernel-module packages of every route: NVIDIA's nvidia-open and nvidia-open-<branch> (installed with its module), Debian DKMS, NVIDIA's DKMS, Ubuntu's prebuilt and DKMS ones. */
+export const modulePackageGlobs = ['nvidia-open', 'nvidia-open-[0-9]*', 'nvidia-kernel-dkms', 'nvidia-kernel-open-dkms', 'nvidia-open-kernel-dkms', 'linux-modules-nvidia-*', 'nvidia-dkms-*'];
 
 export function nvidiaStateFact(): FactRequest<NvidiaState> {
   const lists = modulePackageGlobs.map((g) => `/var/lib/dpkg/info/${g}.list /var/lib/dpkg/info/${g}:*.list`).join(' ');
@@ -147,10 +150,9 @@ export const repositoryParams = {
   }),
   repositoryKey: Type.Union([Type.Null(), Type.Array(Type.String({ pattern: '^[\\x20-\\x7e]*$', what: 'a line of an ASCII-armored key' }), { minItems: 3 })], {
     default: null,
-    description: `NVIDIA's repository signing key, ASCII-armored, e.g. --set STEP.repositoryKey=@3bf863cc.pub after checking its fingerprint (${nvidiaKeyFingerprint}); needed only where the CUDA repository is used.`,
+    description: `The key that bootstraps NVIDIA's CUDA repository until the cuda-keyring package takes over; null: the shipped copy of NVIDIA's 3bf863cc key (templates/nvidia/cuda-archive-key.asc, fingerprint ${nvidiaKeyFingerprint}). E.g. --set STEP.repositoryKey=@3bf863cc.pub.`,
   }),
 };
-
 export interface RepositoryParams {
   repository: string | null;
   repositoryKey: string[] | null;
@@ -182,18 +184,104 @@ export function repositoryUrl(p: RepositoryParams, distro: string, machine: stri
   return p.repository ?? `https://developer.download.nvidia.com/compute/cuda/repos/${distro}/${archOf(machine)}/`;
 }
 
-/** NVIDIA's CUDA repository as a deb822 source with its own keyring; refused with the way forward when no key is given. */
-export function cudaRepository(p: RepositoryParams, distro: string, ctx: PlanContext, step: string): Resource {
-  const url = repositoryUrl(p, distro);
-  if (!p.repositoryKey) {
-    throw new RefusedError(`${step}: NVIDIA's CUDA repository (${url}) is needed and its signing key was not given; nothing was changed`, {
-      hint: `download ${url}3bf863cc.pub, check that \`gpg --show-keys 3bf863cc.pub\` shows ${nvidiaKeyFingerprint}, then --set ${step}.repositoryKey=@3bf863cc.pub`,
-    });
+/** Where NVIDIA's cuda-keyring package puts the repository's key (its own apt source names it as signed-by). */
+export const cudaKeyringPath = '/usr/share/keyrings/cuda-archive-keyring.gpg';
+export const cudaKeyringPackage = 'cuda-keyring';
+
+export interface AptSourceLine { file: string; url: string; signedBy: string | null }
+
+/**
+ * The apt sources other than zanuri's own that trust the cuda-keyring package's keyring: the package's
+ * own .list (`deb [signed-by=/usr/share/keyrings/cuda-archive-keyring.gpg] URL /`), one-line or deb822.
+ */
+export function cudaSourcesFact(): FactRequest<AptSourceLine[]> {
+  return {
+    key: 'cuda-keyring-sources',
+    script: [
+      'for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; do',
+      '  case "$f" in */zanuri-*) continue ;; esac',
+      '  [ -f "$f" ] && grep -q "cuda-archive-keyring" "$f" && sed "s|^|$f\t|" "$f"',
+      'done',
+      'true',
+    ].join('\n'),
+    parse: parseCudaSources,
+  };
+}
+
+export function parseCudaSources(output: string): AptSourceLine[] {
+  const found: AptSourceLine[] = [];
+  const deb822 = new Map<string, { url?: string; signedBy?: string }>();
+  for (const line of output.split('\n')) {
+    const tab = line.indexOf('\t');
+    if (tab < 0) continue;
+    const file = line.slice(0, tab);
+    const text = line.slice(tab + 1).trim();
+    const one = /^deb\s+(?:\[([^\]]*)\]\s+)?(\S+)/.exec(text);
+    if (one?.[2]) {
+      const signedBy = /(?:^|\s)signed-by=(\S+)/.exec(one[1] ?? '')?.[1] ?? null;
+      found.push({ file, url: one[2], signedBy });
+      continue;
+    }
+    const field = /^(URIs|Signed-By):\s*(\S+)/i.exec(text);
+    if (field?.[1] && field[2]) {
+      const entry = deb822.get(file) ?? {};
+      if (field[1].toLowerCase() === 'uris') entry.url = field[2]; else entry.signedBy = field[2];
+      deb822.set(file, entry);
+    }
   }
-  return aptRepository('nvidia-cuda', {
-    sources: ctx.templates.render('nvidia/cuda.sources', { url, keyring: '/etc/apt/keyrings/zanuri-nvidia-cuda.asc' }),
-    key: ctx.templates.render('nvidia/repository-key.asc', { key: armoredKey(p.repositoryKey, step) }),
+  for (const [file, entry] of deb822) if (entry.url) found.push({ file, url: entry.url, signedBy: entry.signedBy ?? null });
+  return found;
+}
+
+const withSlash = (url: string): string => (url.endsWith('/') ? url : `${url}/`);
+
+/** Removes zanuri's bootstrap source and key once cuda-keyring owns the repository (or re-signs zanuri's source by its keyring). */
+function handover(name: string, sources: Resource | null, removed: Resource[], why: string): Resource {
+  return {
+    id: `apt-repository:${name}-handover`,
+    describe: why,
+    checkpoint: true,
+    facts: () => [...(sources?.facts() ?? []), ...removed.flatMap((r) => r.facts())],
+    plan(facts) {
+      const actions = [...removed.flatMap((r) => r.plan(facts)), ...(sources?.plan(facts) ?? [])];
+      if (actions.length) actions.push({ kind: 'run', cmd: aptUpdateCmd, why: `apt reads NVIDIA's CUDA repository through the ${cudaKeyringPackage} package's keyring` });
+      return actions;
+    },
+  };
+}
+
+/**
+ * NVIDIA's CUDA repository, set up as NVIDIA's guide does it: the cuda-keyring package carries the
+ * repository's key (and NVIDIA's future rotations of it) in /usr/share/keyrings/cuda-archive-keyring.gpg, and its own .list names
+ * the repository signed by that keyring. zanuri only bootstraps it: its deb822 source, trusted with
+ * the shipped (or given) key, lets apt install cuda-keyring; then, so that apt never sees one
+ * repository with two Signed-By values (an error), the bootstrap source and key are removed when the
+ * package's source names the same repository, or zanuri's source is re-signed by the package's keyring
+ * when it does not (a mirror, or a package source the administrator removed).
+ */
+export function cudaRepository(p: RepositoryParams, distro: string, facts: FactValues, ctx: PlanContext, step: string): Resource[] {
+  const name = 'nvidia-cuda';
+  const url = repositoryUrl(p, distro);
+  const keyringInstalled = facts.get(nvidiaStateFact()).installed.some((i) => i.name === cudaKeyringPackage);
+  if (!keyringInstalled) {
+    const key = p.repositoryKey ? ctx.templates.render('nvidia/repository-key.asc', { key: armoredKey(p.repositoryKey, step) }) : ctx.templates.render('nvidia/cuda-archive-key.asc', {});
+    return [
+      aptRepository(name, { sources: ctx.templates.render('nvidia/cuda.sources', { url, keyring: keyringPath(name) }), key }),
+      packages([cudaKeyringPackage], { why: `${cudaKeyringPackage} is not installed: NVIDIA's guide installs it first; it carries the repository's key (${cudaKeyringPath}) and its rotations` }),
+    ];
+  }
+  const packageSource = facts.get(cudaSourcesFact()).find((s) => withSlash(s.url) === withSlash(url) && s.signedBy === cudaKeyringPath);
+  const bootstrapKey = absent(keyringPath(name), { why: `${cudaKeyringPackage} is installed: the bootstrap key is no longer needed (apt trusts ${cudaKeyringPath})` });
+  if (packageSource) {
+    const ownSources = absent(sourcesPath(name), { why: `${packageSource.file} (from ${cudaKeyringPackage}) names ${url}: a second source for it would give apt two Signed-By values` });
+    return [handover(name, null, [ownSources, bootstrapKey], `${url} comes from ${packageSource.file} (${cudaKeyringPackage}), signed by ${cudaKeyringPath}`)];
+  }
+  const sources = file(sourcesPath(name), ctx.templates.render('nvidia/cuda.sources', { url, keyring: cudaKeyringPath }), {
+    mode: 0o644, whyMissing: `no apt source names ${url} (the ${cudaKeyringPackage} package's names another repository)`,
+    whyDiffers: `${sourcesPath(name)} is to trust ${url} through ${cudaKeyringPackage}'s keyring (${cudaKeyringPath})`,
+    validate: { argv: ['sh', '-c', 'grep -q "^Signed-By: $2\\$" "$1"', 'zanuri-sources', '{}', cudaKeyringPath] },
   });
+  return [handover(name, sources, [bootstrapKey], `${url} from ${sourcesPath(name)}, signed by ${cudaKeyringPath} (${cudaKeyringPackage})`)];
 }
 
 /** What a GPU step plans: its resources and the line that says it is converged, or why it does not apply here. */

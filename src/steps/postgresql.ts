@@ -10,7 +10,7 @@ import { file } from '../resources/file.js';
 import { service } from '../resources/service.js';
 import { withReason, type Resource } from '../resources/types.js';
 import { envStateScript, localeScript, setPasswordScript, writeEnvScript } from './postgresql-host.js';
-import { absolutePath, cidr, params, Type, userName } from './schema.js';
+import { absolutePath, cidr, params, showValue, Type, userName } from './schema.js';
 import { defineStep } from './types.js';
 
 /**
@@ -358,7 +358,7 @@ export const postgresql = defineStep({
   check(raw): Params {
     if (Object.keys(raw.settings).length > 200) throw new ConfigError(`${id}: settings: ${Object.keys(raw.settings).length} parameters; at most 200`);
     const settings = Object.entries(raw.settings).map(([name, value]): [string, string] => {
-      if (!settingName.test(name)) throw new ConfigError(`${id}: settings: ${JSON.stringify(name.slice(0, 80))} is not a postgresql.conf parameter name (lower-case letters and _, at most 63)`);
+      if (!settingName.test(name)) throw new ConfigError(`${id}: settings: ${showValue(name)} is not a postgresql.conf parameter name (lower-case letters and _, at most 63)`);
       const byParameter = parameterSettings[name];
       if (byParameter) throw new ConfigError(`${id}: settings.${name} is set by the ${byParameter} parameter`);
       if (reservedSettings.has(name)) throw new ConfigError(`${id}: settings.${name} is not set through settings`, { hint: 'the step keeps Debian\'s file locations and includes' });

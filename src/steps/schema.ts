@@ -19,7 +19,13 @@ declare module '@sinclair/typebox' {
   }
 }
 
-const show = (value: unknown): string => (JSON.stringify(value)?.slice(0, 80) ?? String(value));
+/**
+ * A bad value as the error shows it: JSON, at most 80 characters, and anything outside printable
+ * ASCII as a \u escape, so a look-alike letter ("dеploy" with a Cyrillic е), a right-to-left
+ * override or a terminal escape is visible for what it is and never acts on the terminal.
+ */
+export const showValue = (value: unknown): string =>
+  (JSON.stringify(value) ?? String(value)).replace(/[^\x20-\x7e]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`).slice(0, 80);
 
 export const pattern = {
   /** POSIX-portable user and group names as useradd accepts them by default on Debian. */
@@ -28,8 +34,8 @@ export const pattern = {
   domainName: '^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$',
   /** An IPv4 or IPv6 address or CIDR. */
   cidr: '^(?:(?:25[0-5]|2[0-4]\\d|1?\\d?\\d)(?:\\.(?:25[0-5]|2[0-4]\\d|1?\\d?\\d)){3}(?:/(?:3[0-2]|[12]?\\d))?|[0-9a-fA-F:]+(?:/(?:12[0-8]|1[01]\\d|\\d?\\d))?)$',
-  /** An absolute path whose every segment starts with a letter, digit or underscore: no "..", no spaces, no quotes. */
-  absolutePath: '^(?:/[A-Za-z0-9_][A-Za-z0-9._-]*)+$',
+  /** An absolute path whose every segment starts with a letter, digit or underscore: no "..", no spaces, no quotes; segments of at most 255 (NAME_MAX). */
+  absolutePath: '^(?:/[A-Za-z0-9_][A-Za-z0-9._-]{0,254})+$',
   /** An SSH public key line: type, base64, optional comment without control characters. */
   sshPublicKey: '^(?:ssh-(?:ed25519|rsa|dss)|ecdsa-sha2-nistp(?:256|384|521)|sk-(?:ssh-ed25519|ecdsa-sha2-nistp256)@openssh\\.com) [A-Za-z0-9+/]+={0,3}(?: [\\x20-\\x7e]*)?$',
   /** An http(s) URL without spaces, quotes or control characters. */
@@ -59,7 +65,7 @@ FormatRegistry.Set('ip-network', isIpNetwork);
 export const ipNetwork = (o: Options = {}) => Type.String({ pattern: pattern.cidr, format: 'ip-network', maxLength: 49, what: 'an IPv4 or IPv6 address or CIDR', ...o });
 /** The name the steps import: the same validator. */
 export const cidr = ipNetwork;
-export const absolutePath = (o: Options = {}) => Type.String({ pattern: pattern.absolutePath, what: 'an absolute path', ...o });
+export const absolutePath = (o: Options = {}) => Type.String({ pattern: pattern.absolutePath, maxLength: 4095, what: 'an absolute path', ...o });
 export const url = (o: Options = {}) => Type.String({ pattern: pattern.url, what: 'an http(s) URL', ...o });
 export const email = (o: Options = {}) => Type.String({ pattern: pattern.email, what: 'an email address', ...o });
 export const sshPublicKey = (o: Options = {}) => Type.String({ pattern: pattern.sshPublicKey, what: 'an SSH public key line', ...o });
@@ -103,5 +109,5 @@ export function parseWith<S extends TSchema>(schema: S, raw: unknown, step: stri
   }
   if (first.type === ValueErrorType.ObjectRequiredProperty) throw new ParamsError(step, path, `${step}: ${path.join('.')} is required`);
   const name = path.map((p, i) => (typeof p === 'number' ? `[${p}]` : i ? `.${p}` : p)).join('') || 'parameters';
-  throw new ParamsError(step, path, `${step}: ${name} must be ${expectation(first.schema)}, got ${show(first.value)}`);
+  throw new ParamsError(step, path, `${step}: ${name} must be ${expectation(first.schema)}, got ${showValue(first.value)}`);
 }

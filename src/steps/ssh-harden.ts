@@ -1,6 +1,6 @@
 import { ConfigError } from '../core/errors.js';
 import { fileFact, serviceFact, commandFact, type FactValues } from '../facts/state.js';
-import { sshdEffectiveFact, sshdFilesFact } from '../facts/sshd.js';
+import { sshAlgorithmsFact, sshdEffectiveFact, sshdFilesFact, type SshAlgorithms } from '../facts/sshd.js';
 import { command } from '../resources/command.js';
 import { file } from '../resources/file.js';
 import type { Resource } from '../resources/types.js';
@@ -76,13 +76,40 @@ function moduli(facts: FactValues, min: number | null): { resource: Resource | n
   };
 }
 
-function rendered(p: Params, ctx: PlanContext) {
+/**
+ * The algorithms offered, best first: post-quantum hybrids where this OpenSSH has them (ML-KEM from
+ * 9.9, sntrup761 from 8.5), then X25519 and the 4096/8192-bit groups; AEAD and CTR ciphers;
+ * encrypt-then-MAC SHA-2 and UMAC-128, plus plain hmac-sha2 for clients without EtM (paramiko,
+ * older JSch; used only with CTR). No NIST curves, no SHA-1, no umac-64, no 2048-bit groups.
+ */
+export const preferredAlgorithms = {
+  kex: ['mlkem768x25519-sha256', 'sntrup761x25519-sha512', 'sntrup761x25519-sha512@openssh.com', 'curve25519-sha256', 'curve25519-sha256@libssh.org',
+    'diffie-hellman-group16-sha512', 'diffie-hellman-group18-sha512', 'diffie-hellman-group-exchange-sha256'],
+  cipher: ['chacha20-poly1305@openssh.com', 'aes256-gcm@openssh.com', 'aes128-gcm@openssh.com', 'aes256-ctr', 'aes192-ctr', 'aes128-ctr'],
+  mac: ['hmac-sha2-256-etm@openssh.com', 'hmac-sha2-512-etm@openssh.com', 'umac-128-etm@openssh.com', 'hmac-sha2-256', 'hmac-sha2-512'],
+} as const;
+
+/** Names every OpenSSH since 7.4 (2016) knows: used when `ssh -Q` cannot be read, so sshd -t never meets an unknown name. */
+const everyOpenSsh = new Set<string>(['curve25519-sha256', 'curve25519-sha256@libssh.org', 'diffie-hellman-group16-sha512', 'diffie-hellman-group18-sha512',
+  'diffie-hellman-group-exchange-sha256', ...preferredAlgorithms.cipher, ...preferredAlgorithms.mac]);
+
+/** The preferred lists cut to what this host's OpenSSH supports (an unknown name makes sshd refuse its whole configuration). */
+export function chooseAlgorithms(supported: SshAlgorithms): { kex: string; cipher: string; mac: string } {
+  const pick = (preferred: readonly string[], have: string[] | null): string => {
+    const known = have ? new Set(have) : everyOpenSsh;
+    const chosen = preferred.filter((name) => known.has(name));
+    return (chosen.length ? chosen : preferred.filter((name) => everyOpenSsh.has(name))).join(',');
+  };
+  return { kex: pick(preferredAlgorithms.kex, supported.kex), cipher: pick(preferredAlgorithms.cipher, supported.cipher), mac: pick(preferredAlgorithms.mac, supported.mac) };
+}
+
+function rendered(p: Params, ctx: PlanContext, algorithms: { kex: string; cipher: string; mac: string }) {
   const yesNo = (b: boolean): string => (b ? 'yes' : 'no');
   return ctx.templates.render('ssh/hardening.conf', {
     permitRootLogin: rootLogin(p, ctx), maxAuthTries: p.maxAuthTries, loginGraceTime: p.loginGraceTime, maxStartups: p.maxStartups,
     clientAliveInterval: p.clientAliveInterval, clientAliveCountMax: p.clientAliveCountMax, x11Forwarding: yesNo(p.x11Forwarding),
     allowTcpForwarding: p.allowTcpForwarding, allowAgentForwarding: yesNo(p.allowAgentForwarding), permitTunnel: yesNo(p.permitTunnel),
-    allowUsers: p.allowUsers.join(' '),
+    allowUsers: p.allowUsers.join(' '), ...algorithms,
   });
 }
 
@@ -106,7 +133,7 @@ export const sshHarden = defineStep({
 
   packages: () => ['openssh-server'],
 
-  facts: (p, host) => [serviceFact('ssh.service'), serviceFact('ssh.socket'), sshdFilesFact(), fileFact(dropInPath), sshdEffectiveFact(judged(p, host)),
+  facts: (p, host) => [serviceFact('ssh.service'), serviceFact('ssh.socket'), sshdFilesFact(), fileFact(dropInPath), sshdEffectiveFact(judged(p, host)), sshAlgorithmsFact(),
     ...(p.moduliMinBits === null ? [] : [moduliFact(p.moduliMinBits)])],
 
   resources(facts, p, ctx) {
@@ -115,7 +142,7 @@ export const sshHarden = defineStep({
     const unit = facts.get(serviceFact('ssh.service')).enabled !== 'not-found' ? 'ssh.service' : 'sshd.service';
     const socketActivated = facts.get(serviceFact('ssh.socket')).active === 'active';
     const notify = [{ unit, op: socketActivated ? 'restart' as const : 'reload' as const }];
-    const content = rendered(p, ctx);
+    const content = rendered(p, ctx, chooseAlgorithms(facts.get(sshAlgorithmsFact())));
     const wanted = directivesOf(textOf(content));
     const root = rootLogin(p, ctx);
     const tries = p.maxAuthTries < 6 ? `; MaxAuthTries ${p.maxAuthTries}: an agent that offers ${p.maxAuthTries} other keys before the right one is refused (IdentitiesOnly avoids that)` : '';

@@ -1,6 +1,10 @@
 import { CommandError, ConfigError } from '../core/errors.js';
+import { pendingUpdatesFact, type PendingUpdates } from '../facts/audit.js';
 import { familyOf, osReleaseFact } from '../facts/state.js';
+import { aptUpdateCmd } from '../resources/apt.js';
+import { command } from '../resources/command.js';
 import { file } from '../resources/file.js';
+import type { Resource } from '../resources/types.js';
 import { service } from '../resources/service.js';
 import { params, Type } from './schema.js';
 import { defineStep } from './types.js';
@@ -33,6 +37,32 @@ export function parseAptShell(output: string): Record<string, string> {
   return values;
 }
 
+/** Package lists older than this are refreshed before judging what is pending. */
+export const staleListsSeconds = 24 * 3600;
+
+/** The security updates unattended-upgrade would install now: security origin, not held by a pattern. */
+export function installableSecurityUpdates(updates: PendingUpdates, holdPatterns: readonly string[]): string[] {
+  const held = holdPatterns.map((glob) => new RegExp(`^${globToRegex(glob)}`));
+  return updates.security.filter((name) => !held.some((r) => r.test(name)));
+}
+
+/**
+ * upgradeNow: refresh stale lists, then one unattended-upgrade run. What it leaves pending (a
+ * conffile it will not overwrite, a package kept back) shows as the step not converging, with the names.
+ */
+function upgradeNow(updates: PendingUpdates, holdPatterns: readonly string[], now = Date.now() / 1000): Resource[] {
+  const pending = installableSecurityUpdates(updates, holdPatterns);
+  const stale = updates.listsTime === null || now - updates.listsTime > staleListsSeconds;
+  const names = `${pending.slice(0, 12).join(' ')}${pending.length > 12 ? ` and ${pending.length - 12} more` : ''}`;
+  const needed = pending.length
+    ? `${pending.length} security update(s) pending: ${names}`
+    : stale ? `the package lists are ${updates.listsTime === null ? 'missing' : 'more than a day old'}: pending security updates are unknown` : null;
+  return [
+    command('apt-lists-refresh', needed, aptUpdateCmd, { describe: 'the package lists are fresh', display: 'apt-get update' }),
+    command('security-upgrades-now', needed, { argv: ['unattended-upgrade'] }, { describe: 'no security update is pending', display: 'unattended-upgrade (security updates now)' }),
+  ];
+}
+
 /** apt's own parser checks both files: on the staged copy before the swap, and in place (every file of apt.conf.d) after it. */
 const aptChecked = { validate: { argv: ['apt-config', '-c', '{}', 'dump'] }, validateInPlace: { argv: ['apt-config', 'dump'] } } as const;
 
@@ -48,6 +78,7 @@ export const unattendedUpgrades = defineStep({
     automaticReboot: Type.Boolean({ default: false, description: 'Reboot by itself when an upgrade needs it (/var/run/reboot-required): kernel, glibc and OpenSSL fixes take effect only after a reboot. Off: zanuri check reports the pending reboot and the packages that want it.' }),
     rebootTime: Type.String({ pattern: '^(?:[01][0-9]|2[0-3]):[0-5][0-9]$', what: 'a time of day HH:MM', default: '03:30', description: 'Automatic-Reboot-Time: when an automatic reboot happens (host\'s local time), inside the maintenance window.' }),
     rebootWithUsers: Type.Boolean({ default: false, description: 'Automatic-Reboot-WithUsers: reboot even when someone is logged in.' }),
+    upgradeNow: Type.Boolean({ default: false, description: 'Install the pending security updates during this run (unattended-upgrade once, with the settings above and the held packages left alone) instead of within a day by the daily job; the package lists are refreshed first when they are more than a day old or updates are pending.' }),
   }),
 
   check(p) {
@@ -58,7 +89,7 @@ export const unattendedUpgrades = defineStep({
 
   packages: () => ['unattended-upgrades'],
 
-  facts: () => [osReleaseFact()],
+  facts: (p) => [osReleaseFact(), ...(p.upgradeNow ? [pendingUpdatesFact()] : [])],
 
   resources(facts, p, { templates }) {
     // A host of neither family gets the origins of both (a pattern of the other family matches nothing).
@@ -80,10 +111,11 @@ export const unattendedUpgrades = defineStep({
       }),
       service('apt-daily.timer'),
       service('apt-daily-upgrade.timer'),
+      ...(p.upgradeNow ? upgradeNow(facts.get(pendingUpdatesFact()), p.holdPatterns) : []),
     ];
   },
 
-  converged: (p) => `unattended-upgrade runs daily (${p.securityOnly ? 'security updates only' : 'distribution default origins'}), holding ${p.holdPatterns.join(' ') || 'nothing'}; ${p.automaticReboot ? `reboots by itself at ${p.rebootTime} when an upgrade needs it` : 'never reboots by itself (zanuri check reports a pending reboot)'}`,
+  converged: (p) => `unattended-upgrade runs daily (${p.securityOnly ? 'security updates only' : 'distribution default origins'}), holding ${p.holdPatterns.join(' ') || 'nothing'}; ${p.automaticReboot ? `reboots by itself at ${p.rebootTime} when an upgrade needs it` : 'never reboots by itself (zanuri check reports a pending reboot)'}${p.upgradeNow ? '; no security update is pending' : ''}`,
 
   /** apt itself must read the settings as written: no later file overrides them. */
   async verify(ctx, p) {

@@ -12,3 +12,5 @@ export async function connect(host: string | null, options: ConnectOptions = {})
   const { SshTransport } = await import('./ssh.js');
   return SshTransport.connect(host, options);
 }
+
+export { canHold, ConnectionLostError, type HeldCommand, type HoldOptions, type Holding } from './session.js';

@@ -21,6 +21,10 @@ export interface SshEndpoint {
   knownHostsFiles: string[];
   globalKnownHostsFiles: string[];
   connectTimeoutMs: number | null;
+  /** ServerAliveInterval: how often to ask an idle host whether it is still there (null: not set, zanuri's default applies). */
+  serverAliveIntervalMs: number | null;
+  /** ServerAliveCountMax: unanswered keepalives after which the host counts as gone. */
+  serverAliveCountMax: number;
   /** zanuri does not run ProxyCommand; it is reported so the connection is refused, not silently direct. */
   proxyCommand: string | null;
 }
@@ -61,6 +65,8 @@ export function parseSshG(text: string, spec: HostSpec): SshEndpoint {
   const where = { host, user };
   const strict = one('stricthostkeychecking');
   const timeout = Number(one('connecttimeout'));
+  const alive = Number(one('serveraliveinterval'));
+  const aliveMax = Number(one('serveralivecountmax'));
   const jump = one('proxyjump');
   const agent = one('identityagent');
   const splitFiles = (key: string): string[] => (values.get(key) ?? []).flatMap((v) => v.split(/\s+/)).filter(Boolean).map((p) => expandPath(p, where));
@@ -77,6 +83,8 @@ export function parseSshG(text: string, spec: HostSpec): SshEndpoint {
     knownHostsFiles: splitFiles('userknownhostsfile'),
     globalKnownHostsFiles: splitFiles('globalknownhostsfile'),
     connectTimeoutMs: Number.isFinite(timeout) && timeout > 0 ? timeout * 1000 : null,
+    serverAliveIntervalMs: Number.isInteger(alive) && alive > 0 ? alive * 1000 : null,
+    serverAliveCountMax: Number.isInteger(aliveMax) && aliveMax > 0 ? aliveMax : 3,
     proxyCommand: one('proxycommand') && one('proxycommand') !== 'none' ? one('proxycommand') ?? null : null,
   };
 }

@@ -14,6 +14,7 @@ import {
 } from './known-hosts.js';
 import { parseHostSpec, type HostSpec } from '../core/host-spec.js';
 import { resolveEndpoint, type SshConfigOptions, type SshEndpoint } from './ssh-config.js';
+import { ConnectionLostError, type HeldCommand, type HoldOptions, type Holding } from './session.js';
 
 export interface SshConnectOptions extends SshConfigOptions {
   /** Record the key of a host not yet in known_hosts (OpenSSH's accept-new). Changed keys are always refused. */
@@ -23,13 +24,63 @@ export interface SshConnectOptions extends SshConfigOptions {
   /** Private key files to offer before the ones ssh config names. */
   identityFiles?: string[];
   connectTimeoutMs?: number;
+  /** Keepalive interval instead of ssh config's ServerAliveInterval (or zanuri's default). */
+  serverAliveIntervalMs?: number;
 }
 
 const defaultConnectTimeoutMs = 10_000;
 
+/**
+ * How often an established connection asks the host whether it is still there, when ssh config sets
+ * no ServerAliveInterval. OpenSSH's default is never: a host whose sshd stops answering (stopped,
+ * swapped to death, its packets dropped) would hold a run for as long as TCP retransmits, or forever.
+ * With ServerAliveCountMax (default 3) unanswered, the host counts as gone: about a minute.
+ */
+export const defaultServerAliveIntervalMs = 15_000;
+
+/**
+ * What happened to a connection after it was up, shared by its hops: the first loss wins. `closing`
+ * says zanuri closed it itself.
+ */
+interface Loss {
+  error: ConnectionLostError | null;
+  closing: boolean;
+}
+
+/** Records how a hop's connection went away, in words an operator can act on. */
+function watchLoss(ssh: NodeSSH, endpoint: SshEndpoint, via: string, loss: Loss, keepalive: { intervalMs: number; countMax: number }): void {
+  const connection = ssh.connection;
+  if (!connection) return;
+  const where = `${describe(endpoint)}${via}`;
+  const lost = (reason: 'unresponsive' | 'closed', message: string, cause?: unknown): void => {
+    if (loss.error) return;
+    loss.error = loss.closing
+      ? new ConnectionLostError(where, 'aborted', `the connection to ${where} was closed by zanuri`)
+      : new ConnectionLostError(where, reason, message, { cause });
+  };
+  // Without a listener, an error after the handshake (a keepalive timeout, a reset) would be thrown
+  // out of the event loop and end the whole run with a stack trace.
+  connection.on('error', (error: Error & { level?: string; code?: string }) => {
+    if (error.level === 'client-timeout') {
+      lost('unresponsive', `${where} stopped answering: no reply to ${keepalive.countMax} SSH keepalives ${Math.round(keepalive.intervalMs / 1000)} s apart`, error);
+    } else {
+      lost('closed', `the connection to ${where} was lost: ${error.code ?? error.message}`, error);
+    }
+  });
+  connection.on('close', () => lost('closed', `${where} closed the connection`));
+}
+
 interface Hop {
   endpoint: SshEndpoint;
   ssh: NodeSSH;
+}
+
+interface Channel {
+  close(): void;
+  end(): void;
+  on(event: 'data' | 'close', listener: (chunk: Buffer) => void): void;
+  on(event: 'exit', listener: (code: number | null) => void): void;
+  stderr: { on(event: 'data', listener: (chunk: Buffer) => void): void };
 }
 
 function describe(endpoint: SshEndpoint): string {
@@ -62,7 +113,7 @@ function classify(error: unknown, endpoint: SshEndpoint, via: string): ZanuriErr
 }
 
 /** One SSH connection (through any ProxyJump hops) with host keys verified against known_hosts. */
-export class SshTransport implements Transport {
+export class SshTransport implements Transport, Holding {
   readonly target: string;
   readonly endpoint: SshEndpoint;
   readonly sshPort: number;
@@ -71,14 +122,16 @@ export class SshTransport implements Transport {
   /** How this connection was asked for, so connectAs resolves ssh config exactly as `ssh user@alias` would. */
   readonly #spec: HostSpec;
   readonly #options: SshConnectOptions;
+  readonly #loss: Loss;
   #roundTrips = 0;
 
-  private constructor(hops: Hop[], spec: HostSpec, options: SshConnectOptions) {
+  private constructor(hops: Hop[], spec: HostSpec, options: SshConnectOptions, loss: Loss) {
     const last = hops.at(-1);
     if (!last) throw new Error('an SSH transport needs at least one hop');
     this.#hops = hops;
     this.#spec = spec;
     this.#options = options;
+    this.#loss = loss;
     this.endpoint = last.endpoint;
     this.sshPort = last.endpoint.port;
     this.target = describe(last.endpoint);
@@ -116,11 +169,12 @@ export class SshTransport implements Transport {
       }
     }
     const hops: Hop[] = [];
+    const loss: Loss = { error: null, closing: false };
     try {
       let sock: Duplex | undefined;
       for (const [index, hop] of chain.entries()) {
         const via = index > 0 ? ` via ${hops.map((h) => describe(h.endpoint)).join(' -> ')}` : '';
-        const ssh = await connectHop(hop, sock, options, via);
+        const ssh = await connectHop(hop, sock, options, via, loss);
         hops.push({ endpoint: hop, ssh });
         const next = chain[index + 1];
         if (next) sock = await forward(ssh, next, via);
@@ -129,7 +183,12 @@ export class SshTransport implements Transport {
       for (const hop of hops.reverse()) hop.ssh.dispose();
       throw error;
     }
-    return new SshTransport(hops, parsed, options);
+    return new SshTransport(hops, parsed, options, loss);
+  }
+
+  /** Why the connection is gone, or null while it is up. */
+  get lost(): ConnectionLostError | null {
+    return this.#loss.error;
   }
 
   /**
@@ -139,7 +198,8 @@ export class SshTransport implements Transport {
    */
   async run(cmd: Cmd, options?: RunOptions): Promise<RunResult> {
     const last = this.#hops.at(-1);
-    if (!last) throw new Error('closed');
+    if (this.#loss.error) throw this.#loss.error;
+    if (!last) throw new ConnectionLostError(this.target, 'aborted', `the connection to ${this.target} was closed by zanuri`);
     this.#roundTrips += 1;
     const argv: [string, ...string[]] = cmd.env ? ['env', ...Object.entries(cmd.env).map(([k, v]) => `${k}=${v}`), ...cmd.argv] : [...cmd.argv];
     const timeoutMs = options?.timeoutMs;
@@ -165,6 +225,8 @@ export class SshTransport implements Transport {
       const durationMs = Math.round(performance.now() - started);
       const abandoned = outcome === 'timeout';
       if (abandoned) channel?.close();
+      // A channel that ended without an exit status because the connection went: the command's fate is unknown.
+      if (this.#loss.error && (abandoned || outcome.code === null)) throw this.#loss.error;
       const timedOut = abandoned || (timeoutMs !== undefined && hitDeadline(outcome.code, durationMs, timeoutMs));
       const exitCode = timedOut ? null : outcome.code;
       const err = Buffer.concat(stderr).toString('utf8');
@@ -181,10 +243,76 @@ export class SshTransport implements Transport {
         ok: exitCode === 0,
       };
     } catch (error) {
+      if (this.#loss.error) throw this.#loss.error;
+      if (error instanceof ConnectionLostError) throw error;
       throw classify(error, this.endpoint, '');
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  /**
+   * Starts a command whose stdin stays open until release() or the end of the connection (OpenSSH
+   * closes the session's pipes when the connection dies, so the command reads EOF then). Used for the
+   * host lock: a holder that reads stdin to its end never outlives the run that took it.
+   */
+  hold(cmd: Cmd, options: HoldOptions): HeldCommand {
+    const connection = this.#hops.at(-1)?.ssh.connection;
+    const shown = renderArgv(cmd.argv);
+    const result = (stdout: string, stderr: string, exitCode: number | null, started: number): RunResult => ({
+      command: shown, target: this.target, exitCode, stdout, stderr, durationMs: Math.round(performance.now() - started), ok: exitCode === 0,
+    });
+    let channel: Channel | null = null;
+    let released = false;
+    const started = new Promise<RunResult>((resolve, reject) => {
+      const t0 = performance.now();
+      if (this.#loss.error) return reject(this.#loss.error);
+      if (!connection) return reject(new ConnectionLostError(this.target, 'aborted', `the connection to ${this.target} was closed by zanuri`));
+      this.#roundTrips += 1;
+      let out = '';
+      let err = '';
+      let code: number | null = null;
+      let settled = false;
+      const settle = (r: RunResult | Error): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        if (r instanceof Error) reject(r);
+        else resolve(r);
+      };
+      const timer = setTimeout(() => {
+        channel?.close();
+        settle(result(out, `${err}${err && !err.endsWith('\n') ? '\n' : ''}no answer within ${deadlineSeconds(options.timeoutMs)} s`, null, t0));
+      }, options.timeoutMs);
+      connection.exec(renderArgv(cmd.argv), (error: Error | undefined, stream: Channel) => {
+        if (error) return settle(this.#loss.error ?? classify(error, this.endpoint, ''));
+        channel = stream;
+        if (released) stream.end();
+        let partial = '';
+        stream.on('data', (chunk: Buffer) => {
+          const text = chunk.toString('utf8');
+          out += text;
+          partial += text;
+          let nl: number;
+          while ((nl = partial.indexOf('\n')) >= 0) {
+            const line = partial.slice(0, nl);
+            partial = partial.slice(nl + 1);
+            options.onLine?.(line);
+            if (line.startsWith(options.until)) settle(result(out, err, null, t0));
+          }
+        });
+        stream.stderr.on('data', (chunk: Buffer) => { err += chunk.toString('utf8'); });
+        stream.on('exit', (c: number | null) => { code = c; });
+        stream.on('close', () => settle(code === null && this.#loss.error ? this.#loss.error : result(out, err, code, t0)));
+      });
+    });
+    return {
+      started,
+      release: () => {
+        released = true;
+        channel?.end();
+      },
+    };
   }
 
   /**
@@ -218,6 +346,7 @@ export class SshTransport implements Transport {
   };
 
   async close(): Promise<void> {
+    this.#loss.closing = true;
     for (const server of this.#forwards.splice(0)) server.close();
     for (const hop of [...this.#hops].reverse()) hop.ssh.dispose();
     this.#hops.length = 0;
@@ -235,7 +364,7 @@ async function forward(ssh: NodeSSH, next: SshEndpoint, via: string): Promise<Du
   });
 }
 
-async function connectHop(endpoint: SshEndpoint, sock: Duplex | undefined, options: SshConnectOptions, via: string): Promise<NodeSSH> {
+async function connectHop(endpoint: SshEndpoint, sock: Duplex | undefined, options: SshConnectOptions, via: string, loss: Loss): Promise<NodeSSH> {
   const name = knownHostsName(endpoint.host, endpoint.port);
   const userFiles = options.knownHostsFile ? [options.knownHostsFile] : endpoint.knownHostsFiles;
   const known = await readKnownHosts(options.knownHostsFile ? userFiles : [...userFiles, ...endpoint.globalKnownHostsFiles], name);
@@ -277,11 +406,15 @@ async function connectHop(endpoint: SshEndpoint, sock: Duplex | undefined, optio
   ];
   const knownTypes = [...new Set(known.filter((k) => !k.revoked).map((k) => k.type))];
   const ssh = new NodeSSH();
+  const keepalive = { intervalMs: options.serverAliveIntervalMs ?? endpoint.serverAliveIntervalMs ?? defaultServerAliveIntervalMs, countMax: endpoint.serverAliveCountMax };
   const config: Config & Record<string, unknown> = {
     username: endpoint.user,
     ...(sock ? { sock } : { host: endpoint.host, port: endpoint.port }),
     readyTimeout: options.connectTimeoutMs ?? endpoint.connectTimeoutMs ?? defaultConnectTimeoutMs,
     hostVerifier,
+    // ssh2 sends a keepalive after each quiet interval and gives up after countMax unanswered (OpenSSH's ServerAlive*).
+    keepaliveInterval: keepalive.intervalMs,
+    keepaliveCountMax: keepalive.countMax,
     // Ask the server for a key type we already know, as OpenSSH orders HostKeyAlgorithms.
     ...(knownTypes.length ? { algorithms: { serverHostKey: { prepend: hostKeyAlgorithmsFor(knownTypes) } } } : {}),
     authHandler: (methodsLeft: unknown, partial: unknown, next: (m: unknown) => void) => { next(methods.shift() ?? false); },
@@ -297,6 +430,7 @@ async function connectHop(endpoint: SshEndpoint, sock: Duplex | undefined, optio
     ssh.dispose();
     throw refusal ?? classify(error, endpoint, via);
   }
+  watchLoss(ssh, endpoint, via, loss, keepalive);
   if (toRecord) await recordHostKey(userFiles[0] ?? `${process.env['HOME']}/.ssh/known_hosts`, name, toRecord);
   return ssh;
 }

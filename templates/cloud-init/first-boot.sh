@@ -13,7 +13,8 @@ archive_url={{archiveUrl}}
 archive_sha256={{archiveSha256}}
 say() { echo "zanuri first boot: $*"; }
 die() { say "FAILED: $*"; exit 1; }
-mkdir -p "$prefix" "$logdir" || die "cannot create $prefix or $logdir"
+# site-templates: the site profile's overriding templates, when it has any (written by cloud-init; may be empty).
+mkdir -p "$prefix" "$prefix/site-templates" "$logdir" || die "cannot create $prefix or $logdir"
 chmod 0750 "$logdir"
 
 # Downloads with python3 (cloud-init's own runtime, so always there), each under a deadline.

@@ -1,11 +1,13 @@
 import { execFile, execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
+import { loadTemplates } from '../../src/templates/load.js';
 // @ts-expect-error: a plain ESM build script without types
 import { bundle } from '../../scripts/bundle.mjs';
 
@@ -125,4 +127,46 @@ describe('zanuri cloud-init writes #cloud-config that pins everything it runs', 
     expect(run.stderr).toMatch(/user-data is readable through the machine's metadata service and kept in \/var\/lib\/cloud; it carries --set ssh-harden\.maxAuthTries, --set deploy-user\.authorizedKeys/);
     expect(run.stderr).toMatch(/user-data is \d+ KiB \(zanuri archive \d+ KiB inside it\)/);
   });
+
+  it('ships a site profile\'s overriding templates in the user-data, and the renderer takes them from where first boot writes them', async () => {
+    const site = join(dir, 'site-tpl');
+    mkdirSync(join(site, 'overrides', 'timesync'), { recursive: true });
+    const override = '# Our site (overrides timesync/timesyncd.conf)\n[Time]\nNTP=ntp1.site.example ntp2.site.example\n';
+    writeFileSync(join(site, 'overrides', 'timesync', 'timesyncd.conf'), override);
+    writeFileSync(join(site, 'site-timesync.yaml'), [
+      'id: site-timesync', 'system: Site', 'tier: production', 'rank: 1', 'title: Our hosts', "source: 'our own'",
+      'playbook: hardened', 'templates: ./overrides', 'requirements:', '  - { id: cores, check: cpu.cores, level: required, min: 1, source: ours }', '',
+    ].join('\n'));
+    const run = await zanuri('--profile', join(site, 'site-timesync.yaml'), ...node, ...keyArgs);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stderr).toMatch(/it carries .*its overriding templates \(timesync\/timesyncd\.conf\)/);
+    const doc = parse(run.stdout) as { write_files: Array<{ path: string; encoding?: string; content: string; permissions: string }> };
+    const entry = doc.write_files.find((f) => f.path === '/opt/zanuri/site-templates/timesync/timesyncd.conf');
+    expect(entry).toMatchObject({ encoding: 'b64', permissions: '0644' });
+    expect(Buffer.from(entry?.content ?? '', 'base64').toString('utf8')).toBe(override);
+    // Only the overrides travel; the shipped templates are in the archive.
+    expect(doc.write_files.filter((f) => f.path.startsWith('/opt/zanuri/site-templates/')).map((f) => f.path)).toEqual(['/opt/zanuri/site-templates/timesync/timesyncd.conf']);
+    const text = script(run.stdout);
+    expect(text).toContain("--profile /opt/zanuri/app/site/site-timesync.yaml --templates /opt/zanuri/site-templates --set 'deploy-user.authorizedKeys=");
+
+    // What first boot renders from: cloud-init's files laid out under a root and the archive unpacked as first-boot.sh
+    // does; the renderer loads the shipped templates with the shipped overrides, as provision --templates does there.
+    const root = mkdtempSync(join(tmpdir(), 'zanuri-first-boot-root-'));
+    for (const f of doc.write_files) {
+      const path = join(root, f.path);
+      mkdirSync(dirname(path), { recursive: true });
+      writeFileSync(path, f.encoding === 'b64' ? Buffer.from(f.content, 'base64') : f.content);
+    }
+    mkdirSync(join(root, 'opt/zanuri/app'));
+    execFileSync('tar', ['-xzf', join(root, 'opt/zanuri/zanuri.tar.gz'), '-C', join(root, 'opt/zanuri/app')]);
+    const templates = await loadTemplates({ builtinDir: join(root, 'opt/zanuri/app/templates'), overrideDir: join(root, 'opt/zanuri/site-templates') });
+    expect(templates.overridden).toEqual(['timesync/timesyncd.conf']);
+    const rendered = templates.render('timesync/timesyncd.conf', { servers: [] });
+    expect(rendered.text).toBe(override);
+    expect(rendered.source).toBe(`${join(root, 'opt/zanuri/site-templates/timesync/timesyncd.conf')} (overrides template timesync/timesyncd.conf)`);
+    // The shipped profile still names its own overrides; on the machine --templates points at the written ones instead.
+    expect(readFileSync(join(root, 'opt/zanuri/app/site/site-timesync.yaml'), 'utf8')).toContain('templates: ./overrides');
+    rmSync(root, { recursive: true, force: true });
+  }, 180_000);
 });
+

@@ -51,7 +51,7 @@ describe('zanuri with --inventory', () => {
   it('refuses to provision a host whose key file is missing, and one without a profile, before any connection', async () => {
     const gpu = await zanuri('provision', '--inventory', `${site}hosts.ini`, '--limit', 'gpu1', '--playbook', 'base', '--dry-run');
     expect(gpu.code).toBe(2);
-    expect(gpu.stderr).toMatch(/host gpu1: cannot read its ansible_ssh_private_key_file/);
+    expect(gpu.stderr).toMatch(/host gpu1: cannot read its key file .*\(ansible_ssh_private_key_file, or -i in its ssh args\)/);
     const bastion = await zanuri('provision', '--inventory', `${site}hosts.ini`, '--limit', 'bastion', '--dry-run');
     expect(bastion.code).toBe(2);
     expect(bastion.stderr).toMatch(/host bastion has no profile to provision with/);

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { startLlmServer } from '../helpers/llm/server.js';
 
 const bin = fileURLToPath(new URL('../../bin/zanuri.js', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'zanuri-hostile-'));
@@ -157,6 +158,54 @@ describe('hostile input is refused before any connection (exit 2)', () => {
     expect(long.stderr).toContain('is not a postgresql.conf parameter name');
     expect(long.stderr.length).toBeLessThan(2000);
   });
+
+  it('refuses a bad --bench-endpoint before the first connection, not after ufw and fail2ban changed the host', async () => {
+    for (const endpoint of ['http://x;touch /tmp/zanuri-endpoint', 'file:///etc/passwd', 'http://127.0.0.1:99999', 'http://user:pw@127.0.0.1:11434', '-oProxyCommand=x']) {
+      const run = await zanuri('provision', '--playbook', 'hardened', ...keys, '--bench-endpoint', endpoint, '--json', ...unreachable);
+      expect(run.code, endpoint).toBe(2);
+      expect(run.stderr).toContain('--bench-endpoint');
+      expect(run.stderr).toContain('is not an http(s) URL of a host and port');
+      // No host was reached: the report is the usage error's, with no hosts in it.
+      expect((JSON.parse(run.stdout) as { hosts?: unknown }).hosts).toBeUndefined();
+    }
+    const bench = await zanuri('bench', '--endpoint', 'gopher://127.0.0.1:70', '--host', 'root@127.0.0.1:1');
+    expect(bench.code).toBe(2);
+    expect(bench.stderr).toContain('--endpoint "gopher://127.0.0.1:70" is not an http(s) URL');
+  });
+
+  it('never echoes the content of a --dataset file that is not JSON (--dataset /etc/shadow)', async () => {
+    const shadow = join(dir, 'dataset-shadow');
+    writeFileSync(shadow, 'root:$y$j9T$Dataset.Secret.Hash:19000:0:99999:7:::\n');
+    const run = await zanuri('bench', '--dataset', shadow, '--endpoint', 'http://127.0.0.1:1', '--json');
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain('is not JSON');
+    expect(run.stdout + run.stderr).not.toContain('Dataset.Secret.Hash');
+    expect(run.stdout + run.stderr).not.toContain('root:');
+  });
+
+  it('shows a look-alike letter, a right-to-left override or an escape in a bad value as \\u escapes', async () => {
+    const run = await zanuri('provision', '--playbook', 'base', ...keys, '--set', 'deploy-user.name=d\u0435ploy\u202e\u001b[2J', ...unreachable);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain('got "d\\u0435ploy\\u202e\\u001b[2J"');
+    expect(run.stderr).not.toMatch(/[\u0435\u202e\x1b]/);
+  });
+
+  it('never prints a model name\'s terminal escape sequences raw: a server named its model to retitle the window and clear the screen', async () => {
+    const hostileName = 'tiny\x1b]0;owned\x07\x1b[2J\x1b[1A\rnot-a-warning\u202e';
+    const server = await startLlmServer({ modelName: hostileName });
+    try {
+      const run = await zanuri('bench', '--endpoint', server.url, '--max-tokens', '8', '--prompt-words', '8', '--warmup', '0', '--requests', '1', '--concurrency', '1', '--timeout', '60');
+      expect(run.code, run.stderr).toBe(0);
+      expect(run.stdout).toContain('model tiny');
+      expect(run.stdout + run.stderr).not.toMatch(/\x1b\]|\x07|\x1b\[2J|\x1b\[1A|\r/);
+      // --json keeps the name exactly, escaped as JSON escapes control characters.
+      const json = await zanuri('bench', '--endpoint', server.url, '--max-tokens', '8', '--prompt-words', '8', '--warmup', '0', '--requests', '1', '--concurrency', '1', '--timeout', '60', '--json');
+      expect(json.stdout).not.toMatch(/\x1b|\x07/);
+      expect((JSON.parse(json.stdout) as { model: string }).model).toBe(hostileName);
+    } finally {
+      await server.close();
+    }
+  }, 180_000);
 
   it('refuses an unknown --fail-on severity for audit', async () => {
     const run = await zanuri('audit', '--fail-on', 'severe', '--host', 'root@127.0.0.1:1');

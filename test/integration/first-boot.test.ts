@@ -2,13 +2,14 @@
  * `zanuri cloud-init` proven by a real first boot (needs root): a systemd-nspawn machine with Debian's
  * cloud-init package and a NoCloud seed (/var/lib/cloud/seed/nocloud/) boots with the user-data
  * zanuri wrote, fetches the Node runtime from "the operator's URL" (this test host's own node binary,
- * served on the bridge and pinned by its real sha256), converges itself, and a later
+ * served on the bridge and pinned by its real sha256), converges itself to a site profile (the
+ * whole hardened playbook, baseline included, with one of the site's own templates), and a later
  * `zanuri provision --host` over SSH finds nothing to change. A second machine gets a wrong sha256
  * and must fail cloud-init without running anything.
  */
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer, type Server } from 'node:http';
@@ -25,9 +26,17 @@ import { bundle } from '../../scripts/bundle.mjs';
 
 const can = canRunTargets();
 const bin = fileURLToPath(new URL('../../bin/zanuri.js', import.meta.url));
-const profile = 'arshai-core-min'; // its playbook: hardened
-// baseline (new in this wave) installs aide without aide-common, so `aideinit` is missing on Debian 12: skipped until it converges.
-const skip = ['--skip', 'baseline'];
+// A site profile file: the hardened playbook (every step, baseline included) and a template of the site's own.
+const siteDir = mkdtempSync(join(tmpdir(), 'zanuri-first-boot-site-'));
+const profile = join(siteDir, 'site-first-boot.yaml');
+const siteNtp = '# Our site (overrides timesync/timesyncd.conf)\n[Time]\nFallbackNTP=ntp.site.example\n';
+mkdirSync(join(siteDir, 'overrides', 'timesync'), { recursive: true });
+writeFileSync(join(siteDir, 'overrides', 'timesync', 'timesyncd.conf'), siteNtp);
+writeFileSync(profile, [
+  'id: site-first-boot', 'system: Site', 'tier: production', 'rank: 1', 'title: Our hardened hosts', "source: 'our own'",
+  'playbook: hardened', 'templates: ./overrides', 'requirements:', '  - { id: cores, check: cpu.cores, level: required, min: 1, source: ours }', '',
+].join('\n'));
+const skip: string[] = [];
 const nodeBinary = process.execPath;
 
 function zanuri(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -89,6 +98,8 @@ describe.skipIf(!can.ok && !process.env['CI'])('a cloud-init first boot with zan
 
   it('writes user-data that Debian\'s cloud-init accepts (cloud-init schema)', async () => {
     expect(userData.startsWith('#cloud-config\n')).toBe(true);
+    // The site template travels as one more write_files entry, which the schema check covers too.
+    expect(userData).toContain('- path: /opt/zanuri/site-templates/timesync/timesyncd.conf');
     const schema = await good.exec(['cloud-init', 'schema', '--config-file', '/var/lib/cloud/seed/nocloud/user-data']);
     expect(schema.exitCode, schema.stdout + schema.stderr).toBe(0);
     expect(schema.stdout).toMatch(/Valid cloud-config/);
@@ -99,15 +110,20 @@ describe.skipIf(!can.ok && !process.env['CI'])('a cloud-init first boot with zan
     const output = (await good.exec(['cat', '/var/log/cloud-init-output.log'])).stdout;
     expect(status.exitCode, `${status.stdout}\n${output.slice(-4000)}`).toBe(0);
     expect(status.stdout).toMatch(/status: done/);
-    expect(output).toMatch(/zanuri first boot: converged to profile arshai-core-min: \d+ changed, 0 unchanged, 0 failed; report in \/var\/log\/zanuri\/report\.json/);
+    expect(output).toMatch(/zanuri first boot: converged to profile site-first-boot\.yaml: \d+ changed, 0 unchanged, 0 failed; report in \/var\/log\/zanuri\/report\.json/);
     // Debian's cloud-init found nothing to object to in the user-data or the image config.
     expect((await good.exec(['cat', '/var/log/cloud-init.log'])).stdout).not.toMatch(/Invalid cloud-config|schema\.py\[WARNING\]/);
-    expect(readFileSync(good.logPath, 'utf8')).toMatch(/zanuri first boot: converged to profile arshai-core-min/);
+    expect(readFileSync(good.logPath, 'utf8')).toMatch(/zanuri first boot: converged to profile site-first-boot\.yaml/);
     const report = JSON.parse((await good.exec(['cat', '/var/log/zanuri/report.json'])).stdout) as { exitCode: number; hosts: Array<{ host: string; ok: boolean; steps: Array<{ id: string; status: string }> }> };
     expect(report.exitCode).toBe(0);
     expect(report.hosts[0]?.ok).toBe(true);
     expect(report.hosts[0]?.steps.map((s) => s.status).filter((s) => s !== 'changed')).toEqual([]);
+    expect(report.hosts[0]?.steps.map((s) => s.id)).toContain('baseline');
     expect((await good.exec(['ufw', 'status'])).stdout).toMatch(/Status: active/);
+    // The site's own template, shipped in the user-data, is what first boot wrote.
+    expect((await good.exec(['cat', '/etc/systemd/timesyncd.conf.d/50-zanuri.conf'])).stdout).toBe(siteNtp);
+    // baseline's file integrity: AIDE's tools (aide-common) are there and its database was built.
+    expect((await good.exec(['test', '-s', '/var/lib/aide/aide.db'])).exitCode).toBe(0);
     // The operator's key reached the deploy user.
     expect((await good.exec(['cat', '/home/deploy/.ssh/authorized_keys'])).stdout).toContain(publicKey);
   }, 900_000);

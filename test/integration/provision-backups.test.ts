@@ -6,6 +6,8 @@
  * 30 x 1440 minutes", so moving the files back in time tests it exactly, where faking the clock of
  * systemd inside a container cannot be done), the artifact arrives off-site byte for byte, and with
  * a GPG key the artifact is ciphertext that only the private key (kept on this test host) restores.
+ * Off-site, the same 30-day rule prunes the copies (planted there with the same ages), run by the
+ * backup script over the same key.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -82,8 +84,19 @@ describe.skipIf(!can.ok && !process.env['CI'])('provision: backups restored from
       ['redis_20250105_000000.tar.gz', now - 29 * 86400], ['notes.txt', now - 90 * 86400],
     ];
     for (const [name, mtime] of planted) expect((await db.exec(['sh', '-c', 'echo old > "$1" && touch -d "@$2" "$1"', 'x', `${dir}/${name}`, String(mtime)])).exitCode).toBe(0);
+    // The same ages off-site (owned by the off-site user): the off-site copies are pruned by the same rule.
+    for (const [name, mtime] of planted) expect((await offsite.exec(['runuser', '-u', 'vault', '--', 'sh', '-c', 'echo old > "$1" && touch -d "@$2" "$1"', 'x', `/srv/backups/${name}`, String(mtime)])).exitCode).toBe(0);
 
+    // Where node_exporter is installed (its textfile directory; created here by hand), the run leaves its outcome as metrics.
+    expect((await db.exec(['install', '-d', '-m', '755', '/var/lib/prometheus/node-exporter'])).exitCode).toBe(0);
     await runBackup();
+    const metrics = (await db.exec(['cat', '/var/lib/prometheus/node-exporter/zanuri-backup.prom'])).stdout;
+    expect(metrics).toMatch(/^zanuri_backup_failed 0$/m);
+    expect(metrics).toMatch(/^zanuri_backup_artifacts 2$/m);
+    expect(metrics).toMatch(/^zanuri_backup_max_age_seconds 93600$/m);
+    const lastOk = Number(/^zanuri_backup_last_success_timestamp_seconds (\d+)$/m.exec(metrics)?.[1]);
+    expect(Math.abs(lastOk - Date.now() / 1000)).toBeLessThan(900);
+    expect((await db.exec(['stat', '-c', '%a', '/var/lib/prometheus/node-exporter/zanuri-backup.prom'])).stdout.trim()).toBe('644');
     const files = await listing();
     expect(files).not.toContain('db_backup_app_20250101_000000.sql.gz');
     expect(files).not.toContain('config_20250102_000000.tar.gz');
@@ -108,6 +121,21 @@ describe.skipIf(!can.ok && !process.env['CI'])('provision: backups restored from
     const there = await offsite.exec(['sha256sum', `/srv/backups/${dump}`]);
     expect(there.exitCode, there.stderr).toBe(0);
     expect(there.stdout.split(' ')[0]).toBe(here);
+    // The copy keeps the artifact's modification time and mode, so it ages off-site as it does here.
+    const stamp = async (t: TestTarget, path: string) => (await t.exec(['stat', '-c', '%Y %a', path])).stdout.trim();
+    expect(await stamp(offsite, `/srv/backups/${dump}`)).toBe(await stamp(db, `${dir}/${dump}`));
+
+    // Off-site retention: older than 30 days gone, younger kept, other files untouched.
+    const away = (await offsite.exec(['ls', '-1', '/srv/backups'])).stdout.trim().split('\n').filter(Boolean).sort();
+    expect(away).not.toContain('db_backup_app_20250101_000000.sql.gz');
+    expect(away).not.toContain('config_20250102_000000.tar.gz');
+    expect(away).not.toContain('db_backup_app_20250103_000000.sql.gz');
+    expect(away).toContain('db_backup_app_20250104_000000.sql.gz');
+    expect(away).toContain('redis_20250105_000000.tar.gz');
+    expect(away).toContain('notes.txt');
+    expect(away).toContain(dump);
+    const journal = (await db.exec(['journalctl', '-u', 'zanuri-backup', '--no-pager', '-o', 'cat'])).stdout;
+    expect(journal).toContain('/srv/backups/db_backup_app_20250101_000000.sql.gz');
   }, 2_400_000);
 
   it('encrypts every artifact to the operator\'s GPG key: the file is ciphertext, and the private key restores it', async () => {

@@ -3,15 +3,16 @@
  * docker-ufw on a real systemd target that runs dockerd (needs root): the four cells each, then
  * containers really run (images from `docker import` of a busybox tree: no registry here), the
  * nvidia runtime from daemon.json really starts a container, and a published port is proven from
- * the test host to be reachable without docker-ufw, blocked with it, and open after its allow.
+ * the test host to be reachable without docker-ufw, blocked with it, and open after its allow, over
+ * IPv4 and (with ULA addresses the test puts on the bridge and the target) over IPv6.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureAptProxy } from '../helpers/aptproxy.js';
-import { BRIDGE_IP } from '../helpers/network.js';
-import { portOpen } from '../helpers/proc.js';
+import { BRIDGE, BRIDGE_IP } from '../helpers/network.js';
+import { portOpen, run } from '../helpers/proc.js';
 import { fourCells, zanuriProvision } from '../helpers/provision.js';
 import { startStandinRepo, type StandinRepo } from '../helpers/standin-repo.js';
 import { canRunTargets, startTargets, stopAllTargets, type TestTarget } from '../helpers/targets.js';
@@ -151,5 +152,71 @@ describe.skipIf(!can.ok && !process.env['CI'])('provision: docker, the toolkit s
     await must(target, ['systemctl', 'restart', 'docker.service']);
     expect(await portOpen(target.host, 8081, 3000), 'ufw route allow ... port 80').toBe(true);
     expect(await must(target, ['iptables', '-S', 'DOCKER-USER'])).toMatch(/zanuri-docker-ufw [0-9a-f]{16}/);
+  }, 900_000);
+  it('over IPv6 too: with Docker\'s IPv6 off (Debian 12\'s 20.10) ports answer only through docker-proxy under ufw\'s rules; experimental ip6tables without an IPv6 DOCKER-USER is refused; with the IPv6 jump later Dockers make (moby#44451; added by the test, 20.10 has none) after6.rules closes and opens the port in four cells', async () => {
+    // A ULA /64 on the test bridge: the test host and the target reach each other over IPv6.
+    const hostV6 = 'fd7a:6e::1';
+    const v6 = `fd7a:6e::${target.host.split('.').at(-1) ?? '10'}`;
+    const added = await run(['ip', '-6', 'addr', 'add', `${hostV6}/64`, 'dev', BRIDGE, 'nodad']);
+    expect(added.exitCode === 0 || added.stderr.includes('File exists'), added.stderr).toBe(true);
+    const daemonJson = await must(target, ['cat', '/etc/docker/daemon.json']);
+    try {
+      await must(target, ['ip', '-6', 'addr', 'add', `${v6}/64`, 'dev', 'eth0', 'nodad']);
+      await must(target, ['ufw', 'route', 'delete', 'allow', 'proto', 'tcp', 'from', 'any', 'to', 'any', 'port', '80']);
+      const docker6 = (r: Awaited<ReturnType<typeof zanuriProvision>>) => r.host.steps.find((s) => s.id === 'docker-ufw');
+
+      // 1. Docker's IPv6 off (Debian 12's default): docker-proxy answers IPv6 clients, through INPUT, under ufw's own rules.
+      const closed = await zanuriProvision(target, playbook('docker-ufw'));
+      expect(closed.code, closed.stderr).toBe(0);
+      const said = await zanuriProvision(target, [...playbook('docker-ufw'), '--dry-run']);
+      expect(docker6(said)?.status).toBe('unchanged');
+      expect(docker6(said)?.why).toMatch(/Docker's IPv6 is off \(Docker 20\.10 writes no ip6tables rules .*\): IPv6 clients reach published ports only through docker-proxy, which ufw's own rules govern/);
+      expect(await must(target, ['ip6tables', '-S', 'DOCKER-USER']), 'the IPv6 rules are loaded all the same').toMatch(/zanuri-docker-ufw [0-9a-f]{16}/);
+      expect(await portOpen(v6, 22, 3000), 'SSH over IPv6 (ufw allows it)').toBe(true);
+      expect(await portOpen(v6, 8080, 3000), 'docker-proxy over IPv6: closed by ufw\'s default').toBe(false);
+      await must(target, ['ufw', 'allow', '8080/tcp']);
+      expect(await portOpen(v6, 8080, 3000), 'opened by ufw allow (INPUT)').toBe(true);
+      expect(await portOpen(target.host, 8080, 3000), 'IPv4 goes by DNAT: ufw allow does not open it, docker-ufw keeps it closed').toBe(false);
+      await must(target, ['ufw', 'delete', 'allow', '8080/tcp']);
+
+      // 2. Docker 20.10's experimental ip6tables: IPv6 DNAT forwarded ahead of ufw (the hole), and no DOCKER-USER jump for IPv6.
+      const ipv6Json = JSON.stringify({ ...JSON.parse(daemonJson) as object, ipv6: true, 'fixed-cidr-v6': 'fd00:d0c::/64', experimental: true, ip6tables: true });
+      await must(target, ['docker', 'rm', '-f', 'web8080', 'web8081']);
+      await must(target, ['sh', '-c', 'printf "%s\\n" "$1" > /etc/docker/daemon.json && systemctl restart docker.service', 'sh', ipv6Json]);
+      await publish(target, 8080);
+      await publish(target, 8081);
+      expect(await must(target, ['ip6tables', '-t', 'nat', '-S', 'DOCKER']), 'Docker publishes over IPv6 by DNAT').toMatch(/--dport 8080 -j DNAT/);
+      expect(await portOpen(v6, 8080, 3000), 'the IPv6 hole: forwarded past ufw').toBe(true);
+      const after6 = await must(target, ['cat', '/etc/ufw/after6.rules']);
+      const refused = await zanuriProvision(target, playbook('docker-ufw-only'));
+      expect(refused.code, refused.stdout).not.toBe(0);
+      expect(JSON.stringify(refused.host)).toMatch(/Docker 20\.10 makes no DOCKER-USER chain for IPv6 .*nothing changed/);
+      expect(await must(target, ['cat', '/etc/ufw/after6.rules'])).toBe(after6);
+
+      // 3. What later Dockers do themselves (moby#44451: the IPv6 DOCKER-USER jump first in FORWARD), made by hand; after6.rules back to ufw's own.
+      await must(target, ['ip6tables', '-w', '10', '-I', 'FORWARD', '-j', 'DOCKER-USER']);
+      await must(target, ['sh', '-c', 'sed -i "/^# BEGIN zanuri docker-ufw$/,/^# END zanuri docker-ufw$/d" /etc/ufw/after6.rules && ip6tables -w 10 -F DOCKER-USER && ip6tables -w 10 -A DOCKER-USER -j RETURN && ufw reload']);
+      expect(await portOpen(v6, 8080, 3000), 'DOCKER-USER empty: the hole again').toBe(true);
+      const [dry1, , dry2] = await fourCells(target, playbook('docker-ufw-only'), ['docker-ufw']);
+      const puts = docker6(dry1)?.actions.filter((a) => a.kind === 'put') ?? [];
+      expect(puts.map((a) => a.why)).toEqual([expect.stringMatching(/published container ports of IPv6 networks bypass ufw where Docker writes ip6tables rules \(to be open over IPv6: none\)/)]);
+      expect(puts[0]?.diff).toMatch(/^\+-A DOCKER-USER -j ufw6-user-forward$/m);
+      expect(docker6(dry2)?.why).toMatch(/IPv6 too: Docker 20\.10 writes ip6tables rules \(experimental ip6tables in \/etc\/docker\/daemon\.json\), and the same rules are in ip6tables' DOCKER-USER/);
+      expect(await portOpen(v6, 8080, 3000), 'closed over IPv6 by after6.rules').toBe(false);
+      expect(await portOpen(v6, 8081, 3000)).toBe(false);
+      expect(await portOpen(target.host, 8080, 3000), 'and over IPv4').toBe(false);
+      expect(await portOpen(v6, 22, 3000), 'SSH over IPv6 still open').toBe(true);
+
+      const opened = await zanuriProvision(target, [...playbook('docker-ufw-only'), '--set', 'docker-ufw.allow=[{"port":8080,"protocol":"tcp"}]']);
+      expect(opened.code, opened.stderr).toBe(0);
+      expect(docker6(opened)?.status).toBe('changed');
+      expect(await portOpen(v6, 8080, 3000), 'opened over IPv6 by its allow').toBe(true);
+      expect(await portOpen(v6, 8081, 3000), 'another published port stays closed over IPv6').toBe(false);
+      await must(target, ['ufw', 'route', 'allow', 'proto', 'tcp', 'from', 'any', 'to', 'any', 'port', '80']);
+      expect(await portOpen(v6, 8081, 3000), 'ufw route allow ... port 80 reaches it over IPv6').toBe(true);
+    } finally {
+      await target.exec(['sh', '-c', 'ufw route delete allow proto tcp from any to any port 80; printf "%s" "$1" > /etc/docker/daemon.json; ip6tables -w 10 -D FORWARD -j DOCKER-USER; ip -6 addr del "$2/64" dev eth0; systemctl restart docker.service', 'sh', daemonJson, v6], { timeoutMs: 120_000 });
+      await run(['ip', '-6', 'addr', 'del', `${hostV6}/64`, 'dev', BRIDGE]);
+    }
   }, 900_000);
 });

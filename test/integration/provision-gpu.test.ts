@@ -3,8 +3,9 @@
  * - on a plain target every GPU step skips with its reason, dry run and real;
  * - forced (as an operator preparing a host before its card is fitted would), the driver, Fabric Manager
  *   and CUDA install from a STAND-IN of NVIDIA's CUDA repository: a signed apt repository the test
- *   builds with dpkg-deb, whose packages carry NVIDIA's names (nvidia-open, nvidia-fabricmanager-570,
- *   cuda-toolkit-12-8, ...) but hold small scripts. Repository, keyring, hold and install run for real;
+ *   builds with dpkg-deb, whose packages carry NVIDIA's names (cuda-keyring, nvidia-driver-pinning-580,
+ *   nvidia-open, nvidia-fabricmanager-580, cuda-toolkit-13-0, ...) but hold small scripts. Repository,
+ *   the hand-over to cuda-keyring's own source and keyring, the branch pin, hold and install run for real;
  * - the new driver makes the engine reboot the target (it boots again, as a machine would), wait,
  *   read the facts again and carry on; --no-reboot stops and leaves the reboot pending, and the next
  *   run says so;
@@ -18,7 +19,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureAptProxy } from '../helpers/aptproxy.js';
 import { BRIDGE_IP } from '../helpers/network.js';
 import { fourCells, zanuriProvision, type ProvisionRun } from '../helpers/provision.js';
-import { startStandinRepo, type StandinPackage, type StandinRepo } from '../helpers/standin-repo.js';
+import { cudaKeyringStandin, startStandinRepo, type StandinPackage, type StandinRepo, type StandinRepoInfo } from '../helpers/standin-repo.js';
 import { canRunTargets, startTargets, stopAllTargets, type TestTarget } from '../helpers/targets.js';
 
 const can = canRunTargets();
@@ -31,12 +32,20 @@ const nvcc = (release: string, build: string): [string, number] => [
   `#!/bin/sh\n# stand-in for nvcc: prints what the real one prints for --version\necho 'nvcc: NVIDIA (R) Cuda compiler driver'\necho 'Copyright (c) 2005-2025 NVIDIA Corporation'\necho 'Cuda compilation tools, release ${release}, V${build}'\n`, 0o755,
 ];
 
-/** NVIDIA's package names, stand-in contents. Two Fabric Manager versions: only the driver's own may be picked. */
-const standins: StandinPackage[] = [
-  { name: 'nvidia-open', version: '570.124.06-1', files: { '/usr/lib/systemd/system/nvidia-persistenced.service': unit('NVIDIA Persistence Daemon') } },
-  { name: 'nvidia-fabricmanager-570', version: '570.86.10-1', files: { '/usr/lib/systemd/system/nvidia-fabricmanager.service': unit('NVIDIA fabric manager service') } },
-  { name: 'nvidia-fabricmanager-570', version: '570.124.06-1', files: { '/usr/lib/systemd/system/nvidia-fabricmanager.service': unit('NVIDIA fabric manager service') } },
-  { name: 'cuda-toolkit-12-4', version: '12.4.1-1', files: { '/usr/local/cuda-12.4/bin/nvcc': nvcc('12.4', '12.4.131') } },
+const pin580: [string, number] = ['# stand-in for NVIDIA\'s nvidia-driver-pinning-580: apt keeps the driver on branch 580\nPackage: nvidia-open cuda-drivers\nPin: version 580.*\nPin-Priority: 1000\n', 0o644];
+
+/**
+ * NVIDIA's package names, stand-in contents. cuda-keyring as the real one (key, its own apt source, pin file);
+ * a 590 driver beside the 580 one, which only the pinning package keeps out; two Fabric Manager versions:
+ * only the driver's own may be picked; CUDA 13.0 (needs 580) beside 12.8.
+ */
+const standins = (info: StandinRepoInfo): StandinPackage[] => [
+  cudaKeyringStandin(info),
+  { name: 'nvidia-driver-pinning-580', version: '580.65.06-1', files: { '/etc/apt/preferences.d/nvidia-driver-pinning-580': pin580 } },
+  { name: 'nvidia-open', version: '580.65.06-1', files: { '/usr/lib/systemd/system/nvidia-persistenced.service': unit('NVIDIA Persistence Daemon') } },
+  { name: 'nvidia-open', version: '590.44.01-1', files: { '/usr/lib/systemd/system/nvidia-persistenced.service': unit('NVIDIA Persistence Daemon') } },
+  { name: 'nvidia-fabricmanager-580', version: '580.40.01-1', files: { '/usr/lib/systemd/system/nvidia-fabricmanager.service': unit('NVIDIA fabric manager service') } },
+  { name: 'nvidia-fabricmanager-580', version: '580.65.06-1', files: { '/usr/lib/systemd/system/nvidia-fabricmanager.service': unit('NVIDIA fabric manager service') } },
   { name: 'cuda-toolkit-12-8', version: '12.8.1-1', files: { '/usr/local/cuda-12.8/bin/nvcc': nvcc('12.8', '12.8.93') } },
   { name: 'cuda-toolkit-13-0', version: '13.0.0-1', files: { '/usr/local/cuda-13.0/bin/nvcc': nvcc('13.0', '13.0.48') } },
 ];
@@ -87,8 +96,8 @@ describe.skipIf(!can.ok && !process.env['CI'])('provision: GPU steps on real tar
     expect((await target.exec(['sh', '-c', 'ls /etc/apt/sources.list.d/ /etc/modprobe.d/'])).stdout).not.toMatch(/zanuri/);
   }, 120_000);
 
-  it('installs the driver, Fabric Manager and CUDA from a stand-in NVIDIA repository: --no-reboot stops with the reboot pending, the next run says so, reboots, resumes and converges', async () => {
-    const args = ['--playbook', playbook('gpu-standin'), ...standinArgs];
+  it('installs cuda-keyring, the branch pin, the driver, Fabric Manager and CUDA from a stand-in NVIDIA repository: --no-reboot stops with the reboot pending, the next run says so, reboots, resumes and converges', async () => {
+    const args = ['--playbook', playbook('gpu-standin-580'), ...standinArgs];
     const dry1 = await zanuriProvision(target, [...args, '--dry-run']);
     expect(dry1.code, dry1.stderr).toBe(0);
     expect(['nvidia-driver', 'fabric-manager', 'cuda-toolkit'].map((id) => status(dry1, id))).toEqual(['would-change', 'would-change', 'would-change']);
@@ -96,6 +105,10 @@ describe.skipIf(!can.ok && !process.env['CI'])('provision: GPU steps on real tar
     expect(driverPlan.map((a) => a.kind)).toEqual(expect.arrayContaining(['put', 'run', 'packages', 'reboot']));
     expect(driverPlan.find((a) => a.kind === 'reboot')?.why).toBe('the new driver (nvidia-open) loads at the next boot');
     expect(driverPlan.find((a) => a.summary.includes('zanuri-nvidia-cuda.sources'))?.diff).toContain(`URIs: ${repo.url}/x86_64/`);
+    // NVIDIA's order: the keyring package, then the pinning package, then the driver.
+    const installs = driverPlan.filter((a) => a.kind === 'packages').map((a) => a.summary);
+    expect(installs.findIndex((i) => i.includes('cuda-keyring'))).toBeLessThan(installs.findIndex((i) => i.includes('nvidia-driver-pinning-580')));
+    expect(installs.findIndex((i) => i.includes('nvidia-driver-pinning-580'))).toBeLessThan(installs.findIndex((i) => i.includes('nvidia-open')));
 
     // --no-reboot: the driver goes in, the run stops before the steps that need the rebooted host.
     const before = await bootId(target);
@@ -125,14 +138,23 @@ describe.skipIf(!can.ok && !process.env['CI'])('provision: GPU steps on real tar
     expect((await target.exec(['test', '-e', '/run/zanuri/reboot-required'])).exitCode).toBe(1);
     expect([status(apply, 'nvidia-driver'), status(apply, 'fabric-manager'), status(apply, 'cuda-toolkit')]).toEqual(['changed', 'changed', 'changed']);
 
-    // Fabric Manager of exactly the driver's version (the stand-in repository also has 570.86.10), held; CUDA 12.8, not 13.0 (needs 580).
-    const versions = await target.exec(['dpkg-query', '-W', '-f=${Package} ${Version}\\n', 'nvidia-open', 'nvidia-fabricmanager-570', 'cuda-toolkit-12-8', 'cuda-toolkit-13-0']);
-    expect(versions.stdout).toContain('nvidia-fabricmanager-570 570.124.06-1\n');
-    expect(versions.stdout).toContain('cuda-toolkit-12-8 12.8.1-1\n');
-    expect(versions.stdout).not.toContain('cuda-toolkit-13-0 13');
-    expect((await target.exec(['apt-mark', 'showhold'])).stdout.split('\n').filter(Boolean).sort()).toEqual(['cuda-toolkit-12-8', 'nvidia-fabricmanager-570', 'nvidia-open']);
-    expect(why(apply, 'cuda-toolkit')).toMatch(/CUDA 12\.8: the newest in the repository that driver 570\.124\.06 runs/);
-    expect((await target.exec(['bash', '-lc', 'nvcc --version'])).stdout).toContain('release 12.8, V12.8.93');
+    // The pin kept the 590 driver out; Fabric Manager of exactly the driver's version (the stand-in repository
+    // also has 580.40.01), held; CUDA 13.0, the newest driver 580 runs.
+    const versions = await target.exec(['dpkg-query', '-W', '-f=${Package} ${Version}\\n', 'nvidia-open', 'nvidia-driver-pinning-580', 'nvidia-fabricmanager-580', 'cuda-toolkit-13-0']);
+    expect(versions.stdout).toContain('nvidia-open 580.65.06-1\n');
+    expect(versions.stdout).toContain('nvidia-driver-pinning-580 580.65.06-1\n');
+    expect(versions.stdout).toContain('nvidia-fabricmanager-580 580.65.06-1\n');
+    expect(versions.stdout).toContain('cuda-toolkit-13-0 13.0.0-1\n');
+    expect((await target.exec(['apt-mark', 'showhold'])).stdout.split('\n').filter(Boolean).sort()).toEqual(['cuda-toolkit-13-0', 'nvidia-fabricmanager-580', 'nvidia-open']);
+    expect(why(apply, 'cuda-toolkit')).toMatch(/CUDA 13\.0: the newest in the repository that driver 580\.65\.06 runs/);
+    expect((await target.exec(['bash', '-lc', 'nvcc --version'])).stdout).toContain('release 13.0, V13.0.48');
+    // cuda-keyring owns the repository now: its source and keyring; zanuri's bootstrap source and key are gone,
+    // and apt reads the lists without a conflicting Signed-By.
+    expect((await target.exec(['sh', '-c', 'ls /etc/apt/sources.list.d/ /etc/apt/keyrings/'])).stdout).not.toMatch(/zanuri-nvidia-cuda/);
+    expect((await target.exec(['cat', '/etc/apt/sources.list.d/cuda-debian12-x86_64.list'])).stdout).toBe(`deb [signed-by=/usr/share/keyrings/cuda-archive-keyring.gpg] ${repo.url}/x86_64/ /\n`);
+    const update = await target.exec(['apt-get', 'update']);
+    expect(update.exitCode, update.stderr).toBe(0);
+    expect(update.stderr).not.toMatch(/Conflicting values|configured multiple times/);
     expect((await target.exec(['cat', '/etc/modprobe.d/zanuri-blacklist-nouveau.conf'])).stdout).toMatch(/^blacklist nouveau$/m);
     expect((await target.exec(['systemctl', 'is-enabled', 'nvidia-persistenced.service', 'nvidia-fabricmanager.service'])).stdout).toBe('enabled\nenabled\n');
 
@@ -144,7 +166,7 @@ describe.skipIf(!can.ok && !process.env['CI'])('provision: GPU steps on real tar
     expect(again.host.summary.changed).toBe(0);
     expect(report(again).reboots).toEqual([]);
     expect(report(again).rebootPending).toBeUndefined();
-    expect(why(again, 'nvidia-driver')).toMatch(/driver 570\.124\.06 \(branch 570 >= 570\) installed and held|branch 570 by the cuda-repo route/);
+    expect(why(again, 'nvidia-driver')).toMatch(/driver 580\.65\.06 \(branch 580 >= 580\) installed and held|branch 580 by the cuda-repo route/);
   }, 600_000);
 
   it('installs Debian 12\'s non-free nvidia-driver (DKMS, branch 535) in four cells, rebooting once, and DKMS builds the module for the installed kernel', async () => {

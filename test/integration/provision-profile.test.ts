@@ -74,8 +74,14 @@ describe.skipIf(!can.ok && !process.env['CI'])('provision a whole profile (aikov
     // The model server listens on the test bridge; zanuri reaches it only through the target's SSH connection.
     const server = await startLlmServer({ listen: '10.213.0.1' });
     try {
-      const result = await zanuriProvision(target, ['--profile', 'evolution-tier1', ...operatorKeyArgs(target), '--bench-endpoint', server.url], 'deploy');
+      // Its playbook is gpu-server: the GPU steps skip themselves on this GPU-less target (checked below); the Docker
+      // steps are proven in provision-docker's targets, which allow what dockerd needs.
+      const result = await zanuriProvision(target, ['--profile', 'evolution-tier1', '--skip', 'docker,nvidia-container-toolkit,docker-ufw', ...operatorKeyArgs(target), '--bench-endpoint', server.url], 'deploy');
       expect(result.code, result.stderr).toBe(0);
+      const steps = (JSON.parse(result.stdout) as { hosts: Array<{ steps: Array<{ id: string; status: string; why: string }> }> }).hosts[0]?.steps ?? [];
+      for (const id of ['nvidia-driver', 'fabric-manager', 'cuda-toolkit', 'dcgm-exporter']) {
+        expect(steps.find((s) => s.id === id)?.why, id).toMatch(/NVIDIA GPU|no GPU|skipped/i);
+      }
       const report = JSON.parse(result.stdout) as { bench: Record<string, { model: string; singleStream: { metrics: { completed: number } }; targets: Array<{ id: string; status: string }> }> };
       const bench = report.bench[`deploy@${target.host}`];
       expect(bench?.model).toBe(server.model);

@@ -5,12 +5,20 @@ import { parsePrometheus, sampleOf, summarise } from '../../../src/bench/server-
 const fixture = (name: string): string => readFileSync(new URL(`../../facts/metrics/${name}`, import.meta.url), 'utf8');
 
 describe('server /metrics', () => {
-  it('reads running, waiting, KV-cache use and preemptions from vLLM\'s v1 names, preferring kv_cache_usage_perc', () => {
-    expect(sampleOf(fixture('vllm-v1.prom'))).toEqual({ running: 12, waiting: 3, kvCacheUsage: 0.4375, preemptions: 7 });
+  it('reads KV-cache use from vLLM 0.10\'s v1 engine (real capture, engine and model_name labels) and null for what the capture lacks', () => {
+    expect(sampleOf(fixture('vllm-0.10-v1.prom'))).toEqual({ running: null, waiting: null, kvCacheUsage: 9.75010481363281e-06, preemptions: null });
   });
 
-  it('reads llama-server\'s --metrics names, and says null for what it does not expose', () => {
-    expect(sampleOf(fixture('llamacpp.prom'))).toEqual({ running: 4, waiting: 2, kvCacheUsage: 0.25, preemptions: null });
+  it('reads running, waiting and KV-cache use from vLLM v0\'s names (real capture: gpu_cache_usage_perc, model_name only)', () => {
+    expect(sampleOf(fixture('vllm-v0.prom'))).toEqual({ running: 0, waiting: 0, kvCacheUsage: 0, preemptions: null });
+  });
+
+  it('prefers kv_cache_usage_perc over the deprecated gpu_cache_usage_perc and reads preemptions (CONSTRUCTED in vLLM 0.10\'s layout: no real capture with both was found)', () => {
+    expect(sampleOf(fixture('vllm-v1-constructed.prom'))).toEqual({ running: 12, waiting: 3, kvCacheUsage: 0.4375, preemptions: 7 });
+  });
+
+  it('reads llama-server\'s --metrics names (real capture under load: 2 slots busy, 4 deferred), and says null for what it does not expose (no KV-cache gauge, no preemptions)', () => {
+    expect(sampleOf(fixture('llamacpp.prom'))).toEqual({ running: 2, waiting: 4, kvCacheUsage: null, preemptions: null });
   });
 
   it('sums a metric over its series (one per model) and skips comments, histograms\' +Inf and junk lines', () => {

@@ -142,3 +142,26 @@ describe('host patterns', () => {
     expect(() => selectHosts(inv, 'web[7]')).toThrow(/subscripted pattern/);
   });
 });
+
+describe('inventories that are not what they should be', () => {
+  const shadowLike = 'root:$y$j9T$abcdefgh$SECRETHASHSECRETHASH:20228:0:99999:7:::\ndaemon:*:20228:0:99999:7:::\n';
+
+  it('never quote a line of the file in an error: a shadow-like file as INI or YAML is refused by its file and line only', () => {
+    for (const name of ['shadow', 'shadow.ini', 'shadow.yml']) {
+      let message = '';
+      try {
+        parseInventoryText(shadowLike, `/tmp/${name}`, parseYamlText);
+      } catch (error) {
+        message = `${(error as Error).message} ${(error as { hint?: string }).hint ?? ''}`;
+      }
+      expect(message, name).not.toBe('');
+      expect(message, name).not.toMatch(/SECRETHASH|daemon|20228/);
+    }
+  });
+
+  it('refuse a variable or key given twice (Ansible would keep the last with a warning), at its line', () => {
+    expect(() => parseInventoryText('[web]\na ansible_host=10.0.0.1 ansible_host=10.0.0.2\n', '/tmp/dup.ini', parseYamlText)).toThrow(/variable ansible_host is given twice on this line/);
+    expect(() => parseInventoryText('all:\n  hosts:\n    a:\n      ansible_host: 10.0.0.1\n      ansible_host: 10.0.0.2\n', '/tmp/dup.yml', parseYamlText))
+      .toThrow(/^\/tmp\/dup\.yml:5:7: a key is given twice in the same mapping$/);
+  });
+});

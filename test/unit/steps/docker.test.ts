@@ -40,8 +40,8 @@ describe('docker parameters', () => {
     expect(docker.packages?.(docker.parseParams({}))).toEqual(['docker.io']);
   });
 
-  it('refuse Docker\'s repository without its key, a key that is not one armored block, and a hostile size', () => {
-    expect(() => docker.parseParams({ source: 'docker' })).toThrow(/source docker needs repositoryKey/);
+  it('take Docker\'s repository with the shipped key by default; refuse a key that is not one armored block, and a hostile size', () => {
+    expect(docker.parseParams({ source: 'docker' })).toMatchObject({ source: 'docker', repositoryKey: null });
     expect(() => docker.parseParams({ source: 'docker', repositoryKey: 'not a key' })).toThrow(/one ASCII-armored PGP public key/);
     expect(() => docker.parseParams({ source: 'docker', repositoryKey: [...key.slice(0, 2), 'x"; rm -rf /', ...key.slice(2)] })).toThrow(/ASCII-armored/);
     expect(() => docker.parseParams({ repositoryKey: key })).toThrow(/go with source docker/);

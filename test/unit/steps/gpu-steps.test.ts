@@ -13,7 +13,7 @@ import type { FactRequest, FactValues } from '../../../src/facts/state.js';
 import { chooseCuda, cudaToolkit } from '../../../src/steps/cuda-toolkit.js';
 import { fabricManager } from '../../../src/steps/fabric-manager.js';
 import { blacklistPath, nvidiaDriver } from '../../../src/steps/nvidia-driver.js';
-import { armoredKey, parseNvidiaState, RefusedError } from '../../../src/steps/nvidia-shared.js';
+import { armoredKey, parseCudaSources, parseNvidiaState, RefusedError } from '../../../src/steps/nvidia-shared.js';
 import { planStep } from '../../../src/steps/plan.js';
 import type { AnyStep } from '../../../src/steps/types.js';
 import { b64, ctx } from './facts-of.js';
@@ -112,22 +112,64 @@ describe('captured-output plans: HGX H100 SXM5 with 4 NVSwitches on Ubuntu 22.04
     expect(plan.actions[0]?.why).toBe('nvidia-fabricmanager-535 535.161.08 does not match driver 535.183.01: Fabric Manager must be exactly the driver\'s version');
   });
 
-  it('refuses the CUDA toolkit until NVIDIA\'s repository key is given, saying how to get and check it', () => {
-    expect(() => planFor(cudaToolkit, host)).toThrow(RefusedError);
-    expect(() => planFor(cudaToolkit, host)).toThrow(/NVIDIA's CUDA repository \(https:\/\/developer\.download\.nvidia\.com\/compute\/cuda\/repos\/ubuntu2204\/x86_64\/\) is needed and its signing key was not given/);
-  });
-
-  it('plans CUDA 12.1 (the minimum) from NVIDIA\'s ubuntu2204 repository before its lists are read, PATH in /etc/profile.d', () => {
-    const plan = planFor(cudaToolkit, host, { repositoryKey: standinKey });
+  it('bootstraps NVIDIA\'s CUDA repository with the shipped 3bf863cc key, then installs cuda-keyring as NVIDIA\'s guide does, then CUDA 12.1 (the minimum, before the lists are read), PATH in /etc/profile.d', () => {
+    const plan = planFor(cudaToolkit, host);
     expect(summaries(plan)).toEqual([
       'put /etc/apt/keyrings/zanuri-nvidia-cuda.asc', 'put /etc/apt/sources.list.d/zanuri-nvidia-cuda.sources', 'env DEBIAN_FRONTEND=noninteractive apt-get update -q -o DPkg::Lock::Timeout=300',
+      'install cuda-keyring',
       'install cuda-toolkit-12-1', 'apt-mark hold -- cuda-toolkit-12-1', 'put /etc/profile.d/zanuri-cuda.sh',
     ]);
     const sources = plan.actions.find((a) => a.kind === 'put' && a.path.endsWith('.sources'));
     expect(sources?.kind === 'put' && sources.content).toContain('URIs: https://developer.download.nvidia.com/compute/cuda/repos/ubuntu2204/x86_64/\nSuites: /\nSigned-By: /etc/apt/keyrings/zanuri-nvidia-cuda.asc\n');
     const key = plan.actions.find((a) => a.kind === 'put' && a.path.endsWith('.asc'));
-    // --set KEY=@file drops blank lines; the armor's blank line after its header is put back.
+    expect(key?.kind === 'put' && key.content).toBe(fixture('../../templates/nvidia/cuda-archive-key.asc'));
+    expect(reasonOf(plan, 'packages')).toMatch(/cuda-keyring is not installed: NVIDIA's guide installs it first; it carries the repository's key/);
+  });
+
+  it('takes a given repositoryKey instead of the shipped one (--set KEY=@file drops blank lines; the armor\'s blank line is put back)', () => {
+    const plan = planFor(cudaToolkit, host, { repositoryKey: standinKey });
+    const key = plan.actions.find((a) => a.kind === 'put' && a.path.endsWith('.asc'));
     expect(key?.kind === 'put' && key.content).toBe(`${standinKey[0]}\n\n${standinKey.slice(1).join('\n')}\n`);
+  });
+
+  const withKeyring = ['boot 1700000000', 'kernel 5.15.0-91-generic', 'pkg\tii \tcuda-keyring\t1.1-1'];
+  const packageList = '/etc/apt/sources.list.d/cuda-ubuntu2204-x86_64.list\tdeb [signed-by=/usr/share/keyrings/cuda-archive-keyring.gpg] https://developer.download.nvidia.com/compute/cuda/repos/ubuntu2204/x86_64/ /\n';
+  const bootstrapFiles = {
+    'file:/etc/apt/sources.list.d/zanuri-nvidia-cuda.sources': `present 644 root root\n${b64('Types: deb\n')}`,
+    'file:/etc/apt/keyrings/zanuri-nvidia-cuda.asc': `present 644 root root\n${b64('key\n')}`,
+  };
+
+  it('once cuda-keyring is installed and its own source names the repository, removes the bootstrap source and key: apt never sees two Signed-By values for one repository', () => {
+    const plan = planFor(cudaToolkit, { ...host, state: withKeyring, extra: { 'cuda-keyring-sources': packageList, ...bootstrapFiles } });
+    expect(summaries(plan).slice(0, 3)).toEqual(['remove', 'remove', 'env DEBIAN_FRONTEND=noninteractive apt-get update -q -o DPkg::Lock::Timeout=300']);
+    expect(plan.actions.slice(0, 2).map((a) => (a.kind === 'remove' ? a.path : ''))).toEqual(['/etc/apt/sources.list.d/zanuri-nvidia-cuda.sources', '/etc/apt/keyrings/zanuri-nvidia-cuda.asc']);
+    expect(plan.actions[0]?.why).toBe('/etc/apt/sources.list.d/cuda-ubuntu2204-x86_64.list (from cuda-keyring) names https://developer.download.nvidia.com/compute/cuda/repos/ubuntu2204/x86_64/: a second source for it would give apt two Signed-By values');
+    // Converged: nothing of the repository left to do, and the step says whose source it is.
+    const done = planFor(cudaToolkit, { ...host, state: withKeyring, extra: { 'cuda-keyring-sources': packageList } });
+    expect(summaries(done)[0]).toBe('install cuda-toolkit-12-1');
+  });
+
+  it('with a mirror the cuda-keyring source does not name, keeps zanuri\'s source but trusts it through cuda-keyring\'s keyring, and drops the bootstrap key', () => {
+    const mirror = 'http://mirror.example/cuda/ubuntu2204/x86_64/';
+    const plan = planFor(cudaToolkit, { ...host, state: withKeyring, extra: { 'cuda-keyring-sources': packageList, ...bootstrapFiles } }, { repository: mirror });
+    expect(summaries(plan).slice(0, 3)).toEqual(['remove', 'put /etc/apt/sources.list.d/zanuri-nvidia-cuda.sources', 'env DEBIAN_FRONTEND=noninteractive apt-get update -q -o DPkg::Lock::Timeout=300']);
+    const sources = plan.actions[1];
+    expect(sources?.kind === 'put' && sources.content).toContain(`URIs: ${mirror}\nSuites: /\nSigned-By: /usr/share/keyrings/cuda-archive-keyring.gpg\n`);
+  });
+});
+
+describe('the cuda-keyring sources fact', () => {
+  it('reads one-line and deb822 sources that trust cuda-keyring\'s keyring, with their file', () => {
+    expect(parseCudaSources([
+      '/etc/apt/sources.list.d/cuda-debian12-x86_64.list\tdeb [signed-by=/usr/share/keyrings/cuda-archive-keyring.gpg] https://developer.download.nvidia.com/compute/cuda/repos/debian12/x86_64/ /',
+      '/etc/apt/sources.list.d/cuda-debian12-x86_64.list\t# a comment',
+      '/etc/apt/sources.list.d/other.sources\tTypes: deb', '/etc/apt/sources.list.d/other.sources\tURIs: http://mirror.example/cuda/', '/etc/apt/sources.list.d/other.sources\tSigned-By: /usr/share/keyrings/cuda-archive-keyring.gpg',
+      '',
+    ].join('\n'))).toEqual([
+      { file: '/etc/apt/sources.list.d/cuda-debian12-x86_64.list', url: 'https://developer.download.nvidia.com/compute/cuda/repos/debian12/x86_64/', signedBy: '/usr/share/keyrings/cuda-archive-keyring.gpg' },
+      { file: '/etc/apt/sources.list.d/other.sources', url: 'http://mirror.example/cuda/', signedBy: '/usr/share/keyrings/cuda-archive-keyring.gpg' },
+    ]);
+    expect(parseCudaSources('')).toEqual([]);
   });
 });
 
@@ -296,5 +338,29 @@ describe('GPU steps before any fact is read', () => {
     const selected = ([nvidiaDriver, fabricManager, cudaToolkit] as AnyStep[]).map((step) => ({ step, params: step.parseParams({ force: true }) }));
     expect(() => preflight(selected, ctx.templates)).not.toThrow();
     for (const { step, params } of selected) expect(step.resources({ get: (r: FactRequest<unknown>) => r.parse('') } as FactValues, params, ctx)).toEqual([]);
+  });
+});
+
+describe('the CUDA repository route locks the driver onto the profile\'s branch (NVIDIA\'s version locking for APT)', () => {
+  const host: Host = { os: debian12, lspci: hgxA100, state: ['boot 1700000000', 'kernel 6.1.0-18-amd64', 'pkg\tii \tcuda-keyring\t1.1-1'], extra: { 'cuda-keyring-sources': '/etc/apt/sources.list.d/cuda-debian12-x86_64.list\tdeb [signed-by=/usr/share/keyrings/cuda-archive-keyring.gpg] https://developer.download.nvidia.com/compute/cuda/repos/debian12/x86_64/ /\n' } };
+  const installs = (plan: Plan): string[] => summaries(plan).filter((l) => l.startsWith('install '));
+
+  it('from branch 575 installs nvidia-driver-pinning-<branch> before nvidia-open (open modules) or cuda-drivers (proprietary)', () => {
+    expect(installs(planFor(nvidiaDriver, host, { branch: 580 }))).toEqual(['install linux-headers-amd64', 'install nvidia-driver-pinning-580', 'install nvidia-open']);
+    expect(installs(planFor(nvidiaDriver, host, { branch: 580, modules: 'proprietary' }))).toEqual(['install linux-headers-amd64', 'install nvidia-driver-pinning-580', 'install cuda-drivers']);
+    expect(reasonOf(planFor(nvidiaDriver, host, { branch: 580 }), 'packages')).toMatch(/linux-headers-amd64/);
+    const pinWhy = planFor(nvidiaDriver, host, { branch: 580 }).actions.find((a) => a.kind === 'packages' && a.install.includes('nvidia-driver-pinning-580'))?.why;
+    expect(pinWhy).toBe('nvidia-driver-pinning-580 is not installed: it locks apt onto branch 580 (NVIDIA\'s version locking), before the driver is installed');
+  });
+
+  it('before branch 575 takes the branch-named packages: nvidia-open-<branch> or cuda-drivers-<branch>, and holds them', () => {
+    const plan = planFor(nvidiaDriver, host, { branch: 570 });
+    expect(installs(plan)).toEqual(['install linux-headers-amd64', 'install nvidia-open-570']);
+    expect(summaries(plan)).toContain('apt-mark hold -- nvidia-open-570');
+    expect(installs(planFor(nvidiaDriver, host, { branch: 550, route: 'cuda-repo' }))).toEqual(['install linux-headers-amd64', 'install cuda-drivers-550']);
+  });
+
+  it('reads the driver version of an installed nvidia-open-<branch>', () => {
+    expect(parseNvidiaState('pkg\tii \tnvidia-open-570\t570.124.06-1\n').driverVersion).toBe('570.124.06');
   });
 });

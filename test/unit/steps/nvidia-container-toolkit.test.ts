@@ -29,8 +29,8 @@ function planFor(host: Host, p = params) {
 }
 
 describe('nvidia-container-toolkit parameters', () => {
-  it('require NVIDIA\'s key (zanuri does not ship it) and restore the armor\'s blank line that a file\'s lines lose', () => {
-    expect(() => nvidiaContainerToolkit.parseParams({})).toThrow(/repositoryKey is required/);
+  it('default to NVIDIA\'s shipped key, and restore the armor\'s blank line that a file\'s lines lose', () => {
+    expect(nvidiaContainerToolkit.parseParams({})).toMatchObject({ repositoryKey: null });
     expect(params.repositoryKey).toBe(canonicalKey.trimEnd());
     expect(checkArmoredKey('x', 'k', canonicalKey)).toBe(canonicalKey.trimEnd());
     expect(() => nvidiaContainerToolkit.parseParams({ repositoryKey: keyLines, verifyImage: 'ubuntu; reboot' })).toThrow(/verifyImage must be an image reference/);

@@ -1,14 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import type { Plan } from '../../../src/core/plan.js';
-import { fileFact, serviceFact } from '../../../src/facts/state.js';
+import { directoryFact, fileFact, serviceFact } from '../../../src/facts/state.js';
 import { defaultsPath as exporterDefaults, nodeExporter } from '../../../src/steps/node-exporter.js';
 import { defaultsPath as pgDefaults, monitorRoleFact, postgresExporter } from '../../../src/steps/postgres-exporter.js';
-import { configPath, defaultsPath, prometheus } from '../../../src/steps/prometheus.js';
+import { configPath, defaultsPath, prometheus, rulesDir, rulesPath } from '../../../src/steps/prometheus.js';
 import { planOf } from './facts-of.js';
 
 const puts = (plan: Plan): Record<string, string> => Object.fromEntries(plan.actions.flatMap((a) => (a.kind === 'put' ? [[a.path, String(a.content)]] : [])));
 const promPlan = (params: unknown): Plan => planOf(prometheus, [
-  [fileFact(configPath), 'absent'], [fileFact(defaultsPath), 'absent'], [serviceFact('prometheus.service'), 'enabled\nactive'],
+  [fileFact(configPath), 'absent'], [fileFact(defaultsPath), 'absent'], [fileFact(rulesPath), 'absent'], [directoryFact(rulesDir), 'absent'], [serviceFact('prometheus.service'), 'enabled\nactive'],
 ], prometheus.parseParams(params));
 
 describe('prometheus', () => {

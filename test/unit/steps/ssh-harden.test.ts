@@ -3,8 +3,8 @@ import { describe, expect, it } from 'vitest';
 import { AuthError, ConfigError, UnreachableError } from '../../../src/core/errors.js';
 import type { Cmd, RunResult, Transport } from '../../../src/core/types.js';
 import { fileFact, serviceFact } from '../../../src/facts/state.js';
-import { parseSshdFiles, sshdEffectiveFact, sshdFilesFact } from '../../../src/facts/sshd.js';
-import { dropInPath, moduliFact, sshHarden } from '../../../src/steps/ssh-harden.js';
+import { parseSshAlgorithms, parseSshdFiles, sshAlgorithmsFact, sshdEffectiveFact, sshdFilesFact } from '../../../src/facts/sshd.js';
+import { chooseAlgorithms, dropInPath, moduliFact, sshHarden } from '../../../src/steps/ssh-harden.js';
 import type { HostContext } from '../../../src/steps/types.js';
 import { b64, planOf, present, templates } from './facts-of.js';
 
@@ -18,7 +18,10 @@ const filesOutput = (files: Record<string, string>): string =>
 const stockFiles = { '/etc/ssh/sshd_config': stock, '/etc/ssh/sshd_config.d/00-zanuri-test.conf': testDropIn };
 
 const params = sshHarden.parseParams({});
+/** `ssh -Q` on Debian 12 (OpenSSH 9.2p1), the targets' OpenSSH: a real capture. */
+const debianAlgorithms = fixture('debian12-ssh-Q.txt');
 const hardened = (root = 'no'): string => String(templates.render('ssh/hardening.conf', {
+  ...chooseAlgorithms(parseSshAlgorithms(debianAlgorithms)),
   permitRootLogin: root, maxAuthTries: 6, loginGraceTime: 30, maxStartups: '10:30:60', clientAliveInterval: 300, clientAliveCountMax: 2,
   x11Forwarding: 'no', allowTcpForwarding: 'local', allowAgentForwarding: 'no', permitTunnel: 'no', allowUsers: '',
 }).text);
@@ -52,6 +55,7 @@ function planFor(host: Host = {}, p = params, context: { loginUser?: string } = 
     [sshdEffectiveFact(['deploy', 'root']), host.effective ?? effective()],
     [sshdEffectiveFact(['root']), host.effective ?? effective({}, 'prohibit-password').replace('@@user deploy', '@@user other')],
     [sshdEffectiveFact(['ubuntu', 'root']), host.effective ?? effective().replace('@@user deploy', '@@user ubuntu')],
+    [sshAlgorithmsFact(), debianAlgorithms],
     [moduliFact(3072), host.moduli ?? '0 413\n@@rc=0'],
     [moduliFact(4096), host.moduli ?? '0 413\n@@rc=0'],
     // The file resources that comment lines out read their file as any file resource does.
@@ -80,12 +84,29 @@ describe('ssh-harden', () => {
   it('offers only modern algorithms: no NIST curves, no SHA-1, no umac-64, no 2048-bit groups', () => {
     const content = hardened();
     const list = (keyword: string): string[] => (new RegExp(`^${keyword} (.*)$`, 'm').exec(content)?.[1] ?? '').split(',');
-    expect(list('KexAlgorithms')).toEqual(['sntrup761x25519-sha512@openssh.com', 'curve25519-sha256', 'curve25519-sha256@libssh.org',
+    expect(list('KexAlgorithms')).toEqual(['sntrup761x25519-sha512', 'sntrup761x25519-sha512@openssh.com', 'curve25519-sha256', 'curve25519-sha256@libssh.org',
       'diffie-hellman-group16-sha512', 'diffie-hellman-group18-sha512', 'diffie-hellman-group-exchange-sha256']);
     expect(list('Ciphers')).toEqual(['chacha20-poly1305@openssh.com', 'aes256-gcm@openssh.com', 'aes128-gcm@openssh.com', 'aes256-ctr', 'aes192-ctr', 'aes128-ctr']);
     const settings = content.split('\n').filter((l) => !l.startsWith('#')).join('\n');
     for (const weak of [/nistp/, /sha1/, /umac-64/, /group14/, /group1-/, /cbc/, /3des/]) expect(settings).not.toMatch(weak);
     expect(list('MACs').every((m) => /^(hmac-sha2-(256|512)(-etm@openssh\.com)?|umac-128-etm@openssh\.com)$/.test(m))).toBe(true);
+  });
+
+  it('offers what the host\'s own OpenSSH supports, best first: ML-KEM where it exists, no sntrup on an OpenSSH without it, a safe common list when ssh -Q cannot be read', () => {
+    // CONSTRUCTED from the Debian 12 capture: plus ML-KEM (as OpenSSH 9.9+ lists it), minus both sntrup names (as before 8.5).
+    const withMlkem = debianAlgorithms.replace('@@kex\n', '@@kex\nmlkem768x25519-sha256\n');
+    expect(chooseAlgorithms(parseSshAlgorithms(withMlkem)).kex.split(',').slice(0, 2)).toEqual(['mlkem768x25519-sha256', 'sntrup761x25519-sha512']);
+    const noSntrup = debianAlgorithms.split('\n').filter((l) => !l.startsWith('sntrup')).join('\n');
+    expect(chooseAlgorithms(parseSshAlgorithms(noSntrup)).kex).toBe('curve25519-sha256,curve25519-sha256@libssh.org,diffie-hellman-group16-sha512,diffie-hellman-group18-sha512,diffie-hellman-group-exchange-sha256');
+    const unreadable = chooseAlgorithms(parseSshAlgorithms('@@kex\n@@none\n@@cipher\n@@none\n@@mac\n@@none\n'));
+    expect(unreadable.kex).toBe('curve25519-sha256,curve25519-sha256@libssh.org,diffie-hellman-group16-sha512,diffie-hellman-group18-sha512,diffie-hellman-group-exchange-sha256');
+    expect(unreadable.cipher).toBe('chacha20-poly1305@openssh.com,aes256-gcm@openssh.com,aes128-gcm@openssh.com,aes256-ctr,aes192-ctr,aes128-ctr');
+    // The plan follows the host: a host with ML-KEM gets it in its drop-in.
+    const plan = planOf(sshHarden, [
+      [serviceFact('ssh.service'), 'enabled\nactive'], [serviceFact('ssh.socket'), 'disabled\ninactive'], [sshdFilesFact(), filesOutput(stockFiles)],
+      [fileFact(dropInPath), 'absent'], [sshdEffectiveFact(['deploy', 'root']), effective()], [moduliFact(3072), '0 413\n@@rc=0'], [sshAlgorithmsFact(), withMlkem],
+    ], params);
+    expect(contentOf(plan.actions[0])).toMatch(/^KexAlgorithms mlkem768x25519-sha256,sntrup761x25519-sha512,/m);
   });
 
   it('keeps root logins by key when root itself is the proven login (no deploy user), and turns them off for a sudoer login', () => {
@@ -126,6 +147,7 @@ describe('ssh-harden', () => {
     const plan = planOf(sshHarden, [
       [serviceFact('ssh.service'), 'enabled\nactive'], [serviceFact('ssh.socket'), 'disabled\ninactive'], [sshdFilesFact(), filesOutput(stockFiles)],
       [fileFact(dropInPath), present(hardened(), '644', 'nobody', 'nogroup')], [sshdEffectiveFact(['deploy', 'root']), effective()], [moduliFact(3072), '0 413\n@@rc=0'],
+      [sshAlgorithmsFact(), debianAlgorithms],
     ], params);
     expect(plan.actions).toEqual([expect.objectContaining({ kind: 'chmod', owner: 'root', group: 'root', why: `${dropInPath} is 0644 nobody:nogroup, not 0644 root:root` })]);
   });

@@ -4,10 +4,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Plan } from '../../../src/core/plan.js';
+import { pendingUpdatesFact } from '../../../src/facts/audit.js';
 import { fileFact, osReleaseFact, serviceFact } from '../../../src/facts/state.js';
 import { planStep } from '../../../src/steps/plan.js';
 import type { PlanContext } from '../../../src/steps/types.js';
-import { defaultHoldPatterns, globToRegex, parseAptShell, periodicPath, unattendedUpgrades, zanuriPath } from '../../../src/steps/unattended-upgrades.js';
+import { defaultHoldPatterns, globToRegex, installableSecurityUpdates, parseAptShell, periodicPath, staleListsSeconds, unattendedUpgrades, zanuriPath } from '../../../src/steps/unattended-upgrades.js';
 import { loadTemplates } from '../../../src/templates/load.js';
 import { b64, factsOf } from './facts-of.js';
 
@@ -24,7 +25,7 @@ const rocky = 'ID="rocky"\nID_LIKE="rhel centos fedora"\n';
 const packageWritten = 'APT::Periodic::Update-Package-Lists "1";\nAPT::Periodic::Unattended-Upgrade "1";\n';
 const present = (content: string, attributes = '644 root root'): string => `present ${attributes}\n${b64(content)}`;
 
-interface Host { os?: string; periodic?: string; zanuri?: string; daily?: string }
+interface Host { os?: string; periodic?: string; zanuri?: string; daily?: string; updates?: string }
 function planFor(host: Host, p = defaults): Plan {
   return planStep(unattendedUpgrades, factsOf([
     [osReleaseFact(), host.os ?? debian],
@@ -32,6 +33,7 @@ function planFor(host: Host, p = defaults): Plan {
     [fileFact(zanuriPath), host.zanuri ?? 'absent'],
     [serviceFact('apt-daily.timer'), host.daily ?? 'enabled\nactive'],
     [serviceFact('apt-daily-upgrade.timer'), 'enabled\nactive'],
+    ...(p.upgradeNow ? [[pendingUpdatesFact(), host.updates ?? ''] as [typeof pendingUpdatesFact extends () => infer R ? R : never, string]] : []),
   ]), p, ctx);
 }
 /** The content the step writes to `path` on a fresh host of this distribution. */
@@ -43,7 +45,7 @@ function rendered(path: string, os = debian, p = defaults): string {
 
 describe('unattended-upgrades parameters', () => {
   it('hold the NVIDIA driver and CUDA packages and take security updates only by default', () => {
-    expect(defaults).toEqual({ securityOnly: true, holdPatterns: defaultHoldPatterns, automaticReboot: false, rebootTime: '03:30', rebootWithUsers: false });
+    expect(defaults).toEqual({ securityOnly: true, holdPatterns: defaultHoldPatterns, automaticReboot: false, rebootTime: '03:30', rebootWithUsers: false, upgradeNow: false });
     expect(defaultHoldPatterns).toEqual(expect.arrayContaining(['nvidia-*', 'libnvidia-*', 'cuda-*', 'libcuda*']));
   });
 
@@ -176,3 +178,44 @@ function hasAptConfig(): boolean {
     return false;
   }
 }
+
+/**
+ * `apt-get -s upgrade` lines captured on a Debian 12 target built from the test rootfs (2026-12-01, after
+ * apt-get update through the test proxy), plus one constructed NVIDIA line (no NVIDIA package is in that image).
+ */
+const capturedPending = [
+  'Inst libssl3 [3.0.20-1~deb12u2] (3.0.22-1~deb12u2 Debian-Security:12/oldstable-security [amd64])',
+  'Inst openssl [3.0.20-1~deb12u2] (3.0.22-1~deb12u2 Debian-Security:12/oldstable-security [amd64])',
+  'Inst libpam0g [1.5.2-6+deb12u2] (1.5.2-6+deb12u3 Debian-Security:12/oldstable-security [amd64])',
+  'Inst tzdata [2026b-0+deb12u1] (2026f-0+deb12u1 Debian-Security:12/oldstable-security [all])',
+  'Inst nvidia-kernel-dkms [535.216.01-1~deb12u1] (535.247.01-1~deb12u1 Debian-Security:12/oldstable-security [amd64]) CONSTRUCTED',
+].join('\n');
+const updatesOutput = (inst: string, listsAgeSeconds: number): string =>
+  `${inst}\n@apt 0\n@lists ${Math.floor(Date.now() / 1000) - listsAgeSeconds}\n@periodic v='1'\n@timer enabled\n@uu ii \n`;
+
+describe('unattended-upgrades upgradeNow (pending updates from a captured simulation)', () => {
+  const now = unattendedUpgrades.parseParams({ upgradeNow: true });
+  const commandsOf = (plan: Plan): string[] => plan.actions.flatMap((a) => (a.kind === 'run' ? [a.cmd.argv.join(' ')] : []));
+
+  it('refreshes the lists and runs unattended-upgrade once when security updates are pending, naming them and leaving the held ones out', () => {
+    const plan = planFor({ periodic: present(packageWritten), zanuri: present(rendered(zanuriPath)), updates: updatesOutput(capturedPending, 60) }, now);
+    expect(commandsOf(plan)).toEqual([expect.stringMatching(/ apt-get update /), 'unattended-upgrade']);
+    const why = plan.actions.find((a) => a.kind === 'run' && a.cmd.argv[0] === 'unattended-upgrade')?.why ?? '';
+    expect(why).toBe('4 security update(s) pending: libpam0g libssl3 openssl tzdata');
+    expect(installableSecurityUpdates(pendingUpdatesFact().parse(updatesOutput(capturedPending, 60)), defaultHoldPatterns)).not.toContain('nvidia-kernel-dkms');
+  });
+
+  it('plans nothing when the fresh lists show no security update (the second run), but refreshes lists older than a day', () => {
+    const converged = { periodic: present(packageWritten), zanuri: present(rendered(zanuriPath)) };
+    expect(commandsOf(planFor({ ...converged, updates: updatesOutput('', 60) }, now))).toEqual([]);
+    const stale = planFor({ ...converged, updates: updatesOutput('', staleListsSeconds + 3600) }, now);
+    expect(stale.actions.map((a) => a.why)).toEqual([
+      'the package lists are more than a day old: pending security updates are unknown',
+      'the package lists are more than a day old: pending security updates are unknown',
+    ]);
+  });
+
+  it('is off by default: nothing about pending updates is read or planned', () => {
+    expect(unattendedUpgrades.facts?.(defaults, ctx).map((f) => f.key)).not.toContain(pendingUpdatesFact().key);
+  });
+});
