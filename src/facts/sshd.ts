@@ -116,7 +116,7 @@ export function sshdFilesFact(): FactRequest<SshdFile[]> {
 export function parseSshdT(stdout: string): Map<string, string> {
   const values = new Map<string, string>();
   for (const line of stdout.split('\n')) {
-    const m = /^([a-z0-9]+) (.*)$/.exec(line.trim());
+    const m = line.trim().match(/^([a-z0-9]+) (.*)$/);
     if (m && !values.has(m[1] as string)) values.set(m[1] as string, m[2] as string);
   }
   return values;
@@ -157,12 +157,12 @@ done
       let name: string | null = null;
       let lines: string[] = [];
       for (const line of output.split('\n')) {
-        const spec = /^@@spec (.*)$/.exec(line);
+        const spec = line.match(/^@@spec (.*)$/);
         if (spec) { result.spec = spec[1] ?? ''; continue; }
         if (line === '@@global') { name = ''; lines = []; continue; }
-        const user = /^@@user (\S+)$/.exec(line);
+        const user = line.match(/^@@user (\S+)$/);
         if (user) { name = user[1] ?? null; lines = []; continue; }
-        const rc = /^@@rc (\d+)$/.exec(line);
+        const rc = line.match(/^@@rc (\d+)$/);
         if (rc && name !== null) {
           const ok = rc[1] === '0';
           const values = ok ? parseSshdT(lines.join('\n')) : null;
@@ -190,7 +190,7 @@ export function parseSshAlgorithms(output: string): SshAlgorithms {
   const lists: Record<string, string[] | null> = { kex: null, cipher: null, mac: null };
   let current: string | null = null;
   for (const line of output.split('\n')) {
-    const head = /^@@(kex|cipher|mac)$/.exec(line.trim());
+    const head = line.trim().match(/^@@(kex|cipher|mac)$/);
     if (head) { current = head[1] as string; lists[current] = []; continue; }
     if (line.trim() === '@@none' && current) { lists[current] = null; current = null; continue; }
     if (current && /^[A-Za-z0-9@._+-]+$/.test(line.trim())) lists[current]?.push(line.trim());

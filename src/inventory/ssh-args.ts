@@ -3,7 +3,8 @@
  * `ssh` command. zanuri speaks SSH itself (no ssh binary runs), so it honours the options it knows
  * how to apply and refuses every other one, naming the inventory file and the host, before any
  * connection. A refused option is never dropped silently: the run would reach the host another way
- * than the operator wrote (ProxyCommand: directly; StrictHostKeyChecking=no: zanuri checks anyway).
+ * than the operator wrote (ProxyCommand: directly). StrictHostKeyChecking=no is refused too: host keys
+ * are always verified, against known_hosts, with accept-new the only relaxation.
  *
  * Honoured: -p PORT, -l USER, -i FILE and the -o options Port, User, IdentityFile, ConnectTimeout,
  * ServerAliveInterval, UserKnownHostsFile, StrictHostKeyChecking=yes|accept-new. Accepted with no

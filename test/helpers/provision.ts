@@ -63,3 +63,19 @@ export async function fourCells(target: TestTarget, args: string[], steps: strin
   expect(apply2.host.steps.every((s) => s.status === 'unchanged')).toBe(true);
   return [dry1, apply1, dry2, apply2];
 }
+
+/** systemd-timesyncd purged, so the timesync playbook has a package to install (a run that takes a while). */
+export async function uninstallTimesyncd(t: TestTarget): Promise<void> {
+  const r = await t.exec(['sh', '-c', 'dpkg-query -W -f "\\${db:Status-Abbrev}" systemd-timesyncd 2>/dev/null | grep -q "^ii" || exit 0; DEBIAN_FRONTEND=noninteractive apt-get purge -y -q systemd-timesyncd >/dev/null'], { timeoutMs: 300_000 });
+  expect(r.exitCode, r.stderr).toBe(0);
+}
+
+/** After a fault, the next run converges: a real run succeeds, a dry run after it finds nothing to do, dpkg has nothing half done. */
+export async function nextRunConverges(t: TestTarget, playbook: string): Promise<ProvisionRun> {
+  const apply = await zanuriProvision(t, ['--playbook', playbook]);
+  expect(apply.code, apply.stdout).toBe(0);
+  const dry = await zanuriProvision(t, ['--playbook', playbook, '--dry-run']);
+  expect(dry.host.steps.filter((s) => s.status !== 'unchanged'), 'the dry run after must find nothing to do').toEqual([]);
+  expect((await t.exec(['dpkg', '--audit'])).stdout, 'dpkg --audit').toBe('');
+  return apply;
+}

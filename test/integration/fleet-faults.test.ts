@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureAptProxy } from '../helpers/aptproxy.js';
+import { uninstallTimesyncd } from '../helpers/provision.js';
 import { cgroupPids } from '../helpers/cgroup.js';
 import { canRunTargets, startTargets, stopAllTargets, type TestTarget } from '../helpers/targets.js';
 
@@ -87,11 +88,6 @@ describe.skipIf(!can.ok && !process.env['CI'])('a fleet run with a hung host and
   async function holdAptLists(t: TestTarget, unit: string, seconds: number): Promise<void> {
     const perl = 'open(my $f, ">>", $ARGV[0]) or die; fcntl($f, F_SETLK, pack("s s", F_WRLCK, SEEK_SET) . ("\\0" x 60)) or die "lock: $!"; $0 = "apt.systemd.daily"; sleep $ARGV[1]';
     const r = await t.exec(['systemd-run', `--unit=${unit}`, '--collect', '--quiet', 'perl', '-MFcntl', '-e', perl, '/var/lib/apt/lists/lock', String(seconds)]);
-    expect(r.exitCode, r.stderr).toBe(0);
-  }
-
-  async function uninstallTimesyncd(t: TestTarget): Promise<void> {
-    const r = await t.exec(['sh', '-c', 'dpkg-query -W -f "\\${db:Status-Abbrev}" systemd-timesyncd 2>/dev/null | grep -q "^ii" || exit 0; DEBIAN_FRONTEND=noninteractive apt-get purge -y -q systemd-timesyncd'], { timeoutMs: 300_000 });
     expect(r.exitCode, r.stderr).toBe(0);
   }
 

@@ -16,7 +16,7 @@ import { RootRunner } from '../../src/engine/host.js';
 import { SshTransport } from '../../src/transport/ssh.js';
 import { APT_PROXY_CONF, ensureAptProxy } from '../helpers/aptproxy.js';
 import { BRIDGE_IP } from '../helpers/network.js';
-import { zanuriProvision, type ProvisionRun } from '../helpers/provision.js';
+import { zanuriProvision, type ProvisionRun, nextRunConverges as nextRunConvergesOn, uninstallTimesyncd as uninstallTimesyncdOn } from '../helpers/provision.js';
 import { canRunTargets, startTargets, stopAllTargets, type TestTarget } from '../helpers/targets.js';
 
 const can = canRunTargets();
@@ -74,20 +74,8 @@ describe.skipIf(!can.ok && !process.env['CI'])('provision: faults on a real targ
     throw new Error(`the lock holder ${unit} did not start`);
   }
 
-  /** systemd-timesyncd gone again, so the timesync playbook has a package to install. */
-  async function uninstallTimesyncd(): Promise<void> {
-    const r = await t.exec(['sh', '-c', 'dpkg-query -W -f "\\${db:Status-Abbrev}" systemd-timesyncd 2>/dev/null | grep -q "^ii" || exit 0; DEBIAN_FRONTEND=noninteractive apt-get purge -y -q systemd-timesyncd'], { timeoutMs: 300_000 });
-    expect(r.exitCode, r.stderr).toBe(0);
-  }
-
-  /** The next run converges: a real run succeeds, and a dry run after it finds nothing to do. */
-  async function nextRunConverges(): Promise<void> {
-    const apply = await zanuriProvision(t, ['--playbook', playbook]);
-    expect(apply.code, apply.stdout).toBe(0);
-    const dry = await zanuriProvision(t, ['--playbook', playbook, '--dry-run']);
-    expect(dry.host.steps.filter((s) => s.status !== 'unchanged'), 'the dry run after must find nothing to do').toEqual([]);
-    expect((await t.exec(['dpkg', '--audit'])).stdout).toBe('');
-  }
+  const uninstallTimesyncd = (): Promise<void> => uninstallTimesyncdOn(t);
+  const nextRunConverges = async (): Promise<void> => { await nextRunConvergesOn(t, playbook); };
 
   const errorOf = (run: ProvisionRun): string => `${run.host.error?.message ?? ''} ${run.host.steps.map((s) => s.why).join(' ')}`;
 

@@ -10,7 +10,7 @@ import { execFile, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureAptProxy } from '../helpers/aptproxy.js';
-import { operatorKeyArgs, zanuriProvision } from '../helpers/provision.js';
+import { operatorKeyArgs, zanuriProvision, nextRunConverges as nextRunConvergesOn, uninstallTimesyncd as uninstallTimesyncdOn } from '../helpers/provision.js';
 import { canRunTargets, startTargets, stopAllTargets, type TestTarget } from '../helpers/targets.js';
 
 const can = canRunTargets();
@@ -78,20 +78,8 @@ describe.skipIf(!can.ok && !process.env['CI'])('provision: a host busy, rebooted
     expect(r.exitCode, r.stderr).toBe(0);
   }
 
-  /** systemd-timesyncd gone, so the timesync playbook has a package to install (a run that takes a while). */
-  async function uninstallTimesyncd(): Promise<void> {
-    const r = await t.exec(['sh', '-c', 'dpkg-query -W -f "\\${db:Status-Abbrev}" systemd-timesyncd 2>/dev/null | grep -q "^ii" || exit 0; DEBIAN_FRONTEND=noninteractive apt-get purge -y -q systemd-timesyncd'], { timeoutMs: 300_000 });
-    expect(r.exitCode, r.stderr).toBe(0);
-  }
-
-  /** The next run converges: a real run succeeds, a dry run after it finds nothing to do, dpkg has nothing half done. */
-  async function nextRunConverges(): Promise<void> {
-    const apply = await zanuriProvision(t, ['--playbook', playbook]);
-    expect(apply.code, apply.stdout).toBe(0);
-    const dry = await zanuriProvision(t, ['--playbook', playbook, '--dry-run']);
-    expect(dry.host.steps.filter((s) => s.status !== 'unchanged'), 'the dry run after must find nothing to do').toEqual([]);
-    expect((await t.exec(['dpkg', '--audit'])).stdout).toBe('');
-  }
+  const uninstallTimesyncd = (): Promise<void> => uninstallTimesyncdOn(t);
+  const nextRunConverges = async (): Promise<void> => { await nextRunConvergesOn(t, playbook); };
 
   /** Logins sshd accepted so far, from its journal. */
   const sshLogins = async (): Promise<number> =>
