@@ -45,7 +45,7 @@ describe.skipIf(!can.ok && !process.env['CI'])('a fleet run with a hung host and
     // The operator's ssh config decides how soon a silent host counts as gone, as it does for ssh.
     sshConfig = join(dir, 'ssh_config');
     writeFileSync(sshConfig, 'Host *\n  ServerAliveInterval 2\n  ServerAliveCountMax 3\n');
-  }, 600_000);
+  }, 900_000);
 
   afterAll(async () => {
     for (const t of targets ?? []) signalSshd(t, 'SIGCONT');
