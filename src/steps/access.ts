@@ -2,13 +2,25 @@ import { AuthError, CommandError, UnreachableError } from '../core/errors.js';
 import type { HostContext } from './types.js';
 
 /**
- * The proof that the operator still gets in, over a brand-new connection: as the login user, or
- * as `user` with the operator's key; with `sudo`, that user also becomes root without a password.
- * Steps that touch access (sshd, the firewall, the deploy user) call it before and after they change
- * anything; a throw after the change rolls the step back.
+ * How long a proof waits before trying once more after sshd's port refused it. ufw limit (the ufw
+ * step's default for a public SSH port) refuses a 6th new connection from one address within 30 s,
+ * and every refused attempt counts too: only a pause longer than the window gets through again.
  */
-export async function proveLogin(ctx: HostContext, options: { user?: string | null; sudo?: boolean } = {}): Promise<void> {
-  if (ctx.local) return;
+export const rateLimitWindowMs = 31_000;
+
+/** Delays between the attempts of a proof right after sshd reloads or restarts: about 7 s in all. */
+export const reloadRetryDelaysMs = [500, 1000, 2000, 3500];
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** True when the host's port actively refused the connection (sshd re-executing, or ufw limit), not a timeout or a bad credential. */
+export function isRefused(error: unknown): boolean {
+  if (!(error instanceof UnreachableError)) return false;
+  const cause = error.cause as { code?: string } | undefined;
+  return cause?.code === 'ECONNREFUSED' || cause?.code === 'ECONNRESET' || /ECONNREFUSED|ECONNRESET/.test(error.message);
+}
+
+async function loginOnce(ctx: HostContext, options: { user?: string | null; sudo?: boolean }): Promise<void> {
   const who = options.user ?? ctx.loginUser;
   const transport = options.user ? await ctx.connectAs(options.user) : await ctx.connectFresh();
   try {
@@ -20,9 +32,33 @@ export async function proveLogin(ctx: HostContext, options: { user?: string | nu
 }
 
 /**
+ * The proof that the operator still gets in, over a brand-new connection: as the login user, or
+ * as `user` with the operator's key; with `sudo`, that user also becomes root without a password.
+ * Steps that touch access (sshd, the firewall, the deploy user) call it before and after they change
+ * anything; a throw after the change rolls the step back. A refused connection is tried once more
+ * after the rate-limit window (`delaysMs` replaces that schedule); a timeout or a refused login is final.
+ */
+export async function proveLogin(
+  ctx: HostContext,
+  options: { user?: string | null; sudo?: boolean; delaysMs?: readonly number[] } = {},
+): Promise<void> {
+  if (ctx.local) return;
+  const delays = options.delaysMs ?? [rateLimitWindowMs];
+  for (let attempt = 0; ; attempt += 1) {
+    try {
+      return await loginOnce(ctx, options);
+    } catch (error) {
+      const delay = delays[attempt];
+      if (!isRefused(error) || delay === undefined) throw error;
+      await sleep(delay);
+    }
+  }
+}
+
+/**
  * The proof a firewall needs: a brand-new connection gets through to sshd. sshd refusing the login
  * user still proves it (ssh-harden may have just turned root logins off); a timeout or a refused
- * or reset connection does not.
+ * or reset connection does not, once the rate-limit window has been waited out.
  */
 export async function proveReachable(ctx: HostContext): Promise<void> {
   try {
@@ -33,22 +69,21 @@ export async function proveReachable(ctx: HostContext): Promise<void> {
   }
 }
 
-/** Delays between the attempts of a proof right after sshd reloads or restarts: about 7 s in all. */
-export const reloadRetryDelaysMs = [500, 1000, 2000, 3500];
-
 /**
  * Runs a proof again while the host cannot be reached (sshd re-executes itself on SIGHUP; a
- * socket-activated one restarts), a bounded number of times. An authentication failure is final:
- * retrying it proves nothing and feeds fail2ban.
+ * socket-activated one restarts), a bounded number of times; when the last of those was refused,
+ * once more after the rate-limit window (the quick attempts count against ufw limit too).
+ * An authentication failure is final: retrying it proves nothing and feeds fail2ban.
  */
 export async function retryWhileUnreachable(proof: () => Promise<void>, delaysMs: readonly number[] = reloadRetryDelaysMs): Promise<void> {
   for (let attempt = 0; ; attempt += 1) {
     try {
       return await proof();
     } catch (error) {
-      const delay = delaysMs[attempt];
-      if (!(error instanceof UnreachableError) || delay === undefined) throw error;
-      await new Promise((resolve) => setTimeout(resolve, delay));
+      if (!(error instanceof UnreachableError)) throw error;
+      const delay = delaysMs[attempt] ?? (attempt === delaysMs.length && isRefused(error) ? rateLimitWindowMs : undefined);
+      if (delay === undefined) throw error;
+      await sleep(delay);
     }
   }
 }

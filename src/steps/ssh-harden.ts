@@ -212,7 +212,7 @@ export const sshHarden = defineStep({
     await proveLogin(ctx, { user: p.deployUser, sudo: user !== 'root' });
   },
 
-  /** After the reload: sshd's effective configuration, then a fresh login (sshd may still be restarting: retried, bounded). */
+  /** After the reload: sshd's effective configuration, then a fresh login (sshd may still be restarting, or ufw limit may refuse: retried, bounded). */
   async verify(ctx, p) {
     const fact = sshdEffectiveFact(judged(p, ctx));
     const result = await ctx.run({ argv: ['sh', '-c', `PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"\n${fact.script}`] });
@@ -223,6 +223,6 @@ export const sshHarden = defineStep({
     if (!effective.global || wrong.length) {
       throw new ConfigError(`ssh-harden: after the reload sshd's effective configuration is not the hardened one: ${effective.global ? wrong.join('; ') : effective.error ?? 'sshd -T failed'}`);
     }
-    await retryWhileUnreachable(() => proveLogin(ctx, { user: p.deployUser, sudo: proofUser(p, ctx) !== 'root' }));
+    await retryWhileUnreachable(() => proveLogin(ctx, { user: p.deployUser, sudo: proofUser(p, ctx) !== 'root', delaysMs: [] }));
   },
 });

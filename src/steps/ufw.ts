@@ -26,7 +26,7 @@ const schema = params({
   internalFrom: Type.Array(cidr(), { default: [], description: 'Sources of the internal ports: IPv4 or IPv6 addresses or networks, without host bits.' }),
   admin: portRules('Ports open only from adminFrom besides SSH (e.g. Grafana on 3000); closed when adminFrom is empty.'),
   adminFrom: Type.Array(cidr(), { default: [], description: 'The operators\' sources (a VPN, a bastion): SSH and the admin ports are open from these only. This connection must come from one of them, or the run refuses before changing anything. Empty: SSH is open to everyone (rate-limited with sshRateLimit).' }),
-  sshRateLimit: Type.Boolean({ default: false, description: 'With adminFrom empty, rate-limit SSH (ufw limit: a 6th new connection from one address within 30 s is refused). Off by default: fail2ban already bans password guessing, and the limit also refuses automation that opens several connections in a row (zanuri\'s own fresh-login proofs, CI, Ansible), which made a second run roll its firewall back.' }),
+  sshRateLimit: Type.Boolean({ default: true, description: 'With adminFrom empty, rate-limit SSH (ufw limit: a 6th new connection from one address within 30 s is refused). zanuri\'s own fresh-login proofs wait out the window when refused. Turn it off for automation that opens many connections in a row without waiting (CI runners, Ansible without ControlMaster); fail2ban still bans password guessing.' }),
   sshPort: Type.Union([port(), Type.Null()], { default: null, description: 'One more SSH port to allow (e.g. sshd is about to move there); the ports sshd uses now are always allowed.' }),
 });
 

@@ -39,24 +39,32 @@ const defaultConnectTimeoutMs = 10_000;
 export const defaultServerAliveIntervalMs = 15_000;
 
 /**
- * What happened to a connection after it was up, shared by its hops: the first loss wins. `closing`
- * says zanuri closed it itself.
+ * What happened to a transport's connection after it was up, from any of its hops (a shared bastion
+ * included): the first loss wins. `closing` says zanuri closed it itself.
  */
 interface Loss {
   error: ConnectionLostError | null;
   closing: boolean;
 }
 
-/** Records how a hop's connection went away, in words an operator can act on. */
-function watchLoss(ssh: NodeSSH, endpoint: SshEndpoint, via: string, loss: Loss, keepalive: { intervalMs: number; countMax: number }): void {
+/**
+ * Records how a hop's connection went away, in words an operator can act on, in the Loss of each
+ * transport using it (a live collection: a shared bastion gains and loses users).
+ */
+function watchLoss(
+  ssh: NodeSSH, endpoint: SshEndpoint, via: string, losses: Iterable<Loss>, keepalive: { intervalMs: number; countMax: number }, onLost?: () => void,
+): void {
   const connection = ssh.connection;
   if (!connection) return;
   const where = `${describe(endpoint)}${via}`;
   const lost = (reason: 'unresponsive' | 'closed', message: string, cause?: unknown): void => {
-    if (loss.error) return;
-    loss.error = loss.closing
-      ? new ConnectionLostError(where, 'aborted', `the connection to ${where} was closed by zanuri`)
-      : new ConnectionLostError(where, reason, message, { cause });
+    onLost?.();
+    for (const loss of losses) {
+      if (loss.error) continue;
+      loss.error = loss.closing
+        ? new ConnectionLostError(where, 'aborted', `the connection to ${where} was closed by zanuri`)
+        : new ConnectionLostError(where, reason, message, { cause });
+    }
   };
   // Without a listener, an error after the handshake (a keepalive timeout, a reset) would be thrown
   // out of the event loop and end the whole run with a stack trace.
@@ -70,9 +78,71 @@ function watchLoss(ssh: NodeSSH, endpoint: SshEndpoint, via: string, loss: Loss,
   connection.on('close', () => lost('closed', `${where} closed the connection`));
 }
 
+/**
+ * A connection to a jump hop, shared by the transports of this process whose jump chains start
+ * the same way, so a fleet behind one bastion costs it one login (a `ufw limit`ed port refuses the
+ * 6th new connection within 30 s). Only jump hops are shared: each target gets its own connection.
+ */
+interface Bastion {
+  readonly key: string;
+  /** Where it is found; it leaves when lost, failed or disposed, so no later open reuses it. */
+  readonly home: Map<string, Bastion>;
+  /** The connection, memoized as a promise so concurrent opens share one attempt. */
+  readonly ssh: Promise<NodeSSH>;
+  users: number;
+  readonly losses: Set<Loss>;
+  /** Hops reached through this one, so a new bastion never reuses hops behind a lost one. */
+  readonly next: Map<string, Bastion>;
+}
+
+const bastions = new Map<string, Bastion>();
+
+function retire(bastion: Bastion): void {
+  if (bastion.home.get(bastion.key) === bastion) bastion.home.delete(bastion.key);
+}
+
+/** What makes two resolved hops one connection: all but the name it was asked by (and ProxyJump, which the chain already says). */
+function hopKey(endpoint: SshEndpoint, options: SshConnectOptions): string {
+  const { alias: _alias, proxyJump: _proxyJump, ...resolved } = endpoint;
+  return JSON.stringify([resolved, options.acceptNewHostKey === true, options.knownHostsFile ?? null, options.identityFiles ?? [],
+    options.connectTimeoutMs ?? null, options.serverAliveIntervalMs ?? null]);
+}
+
+/** Joins the bastion at `key` in `home` (connecting it with `connect` if there is none); release() leaves it. */
+async function joinBastion(
+  home: Map<string, Bastion>, key: string, loss: Loss, connect: (losses: Set<Loss>, onLost: () => void) => Promise<NodeSSH>,
+): Promise<{ ssh: NodeSSH; next: Map<string, Bastion>; release: () => void }> {
+  let bastion = home.get(key);
+  if (!bastion) {
+    const losses = new Set<Loss>();
+    const created: Bastion = { key, home, ssh: connect(losses, () => retire(created)), users: 0, losses, next: new Map() };
+    created.ssh.catch(() => retire(created));
+    home.set(key, created);
+    bastion = created;
+  }
+  const b = bastion;
+  b.users += 1;
+  b.losses.add(loss);
+  const release = (): void => {
+    b.losses.delete(loss);
+    b.users -= 1;
+    if (b.users > 0) return;
+    retire(b);
+    b.ssh.then((ssh) => ssh.dispose(), () => undefined);
+  };
+  try {
+    return { ssh: await b.ssh, next: b.next, release };
+  } catch (error) {
+    release();
+    throw error;
+  }
+}
+
 interface Hop {
   endpoint: SshEndpoint;
   ssh: NodeSSH;
+  /** Disposes the connection, or leaves it when it is a shared bastion. */
+  release(): void;
 }
 
 interface Channel {
@@ -107,8 +177,11 @@ function classify(error: unknown, endpoint: SshEndpoint, via: string): ZanuriErr
     });
   }
   const reason = err.code ?? err.message ?? String(error);
+  const refused = err.code === 'ECONNREFUSED'
+    ? '; a host whose public SSH port is rate-limited (ufw limit, zanuri\'s default) refuses a 6th new connection from one address within 30 s: wait that long and run again'
+    : '';
   return new UnreachableError(`cannot reach ${where}: ${reason}`, {
-    hint: 'check the address, port, that sshd is running and that no firewall drops the connection', cause: error,
+    hint: `check the address, port, that sshd is running and that no firewall drops the connection${refused}`, cause: error,
   });
 }
 
@@ -170,17 +243,25 @@ export class SshTransport implements Transport, Holding {
     }
     const hops: Hop[] = [];
     const loss: Loss = { error: null, closing: false };
+    const viaFor = (index: number): string => (index > 0 ? ` via ${chain.slice(0, index).map(describe).join(' -> ')}` : '');
     try {
-      let sock: Duplex | undefined;
-      for (const [index, hop] of chain.entries()) {
-        const via = index > 0 ? ` via ${hops.map((h) => describe(h.endpoint)).join(' -> ')}` : '';
-        const ssh = await connectHop(hop, sock, options, via, loss);
-        hops.push({ endpoint: hop, ssh });
-        const next = chain[index + 1];
-        if (next) sock = await forward(ssh, next, via);
+      let home = bastions;
+      for (const [index, hop] of chain.slice(0, -1).entries()) {
+        const via = viaFor(index);
+        const previous = hops.at(-1)?.ssh;
+        const bastion = await joinBastion(home, hopKey(hop, options), loss, async (losses, onLost) => {
+          const sock = previous ? await forward(previous, hop, viaFor(index - 1)) : undefined;
+          return connectHop(hop, sock, options, via, losses, onLost);
+        });
+        hops.push({ endpoint: hop, ssh: bastion.ssh, release: bastion.release });
+        home = bastion.next;
       }
+      const previous = hops.at(-1)?.ssh;
+      const sock = previous ? await forward(previous, endpoint, viaFor(hops.length - 1)) : undefined;
+      const ssh = await connectHop(endpoint, sock, options, viaFor(hops.length), [loss]);
+      hops.push({ endpoint, ssh, release: () => ssh.dispose() });
     } catch (error) {
-      for (const hop of hops.reverse()) hop.ssh.dispose();
+      for (const hop of hops.reverse()) hop.release();
       throw error;
     }
     return new SshTransport(hops, parsed, options, loss);
@@ -348,7 +429,7 @@ export class SshTransport implements Transport, Holding {
   async close(): Promise<void> {
     this.#loss.closing = true;
     for (const server of this.#forwards.splice(0)) server.close();
-    for (const hop of [...this.#hops].reverse()) hop.ssh.dispose();
+    for (const hop of [...this.#hops].reverse()) hop.release();
     this.#hops.length = 0;
   }
 }
@@ -364,7 +445,9 @@ async function forward(ssh: NodeSSH, next: SshEndpoint, via: string): Promise<Du
   });
 }
 
-async function connectHop(endpoint: SshEndpoint, sock: Duplex | undefined, options: SshConnectOptions, via: string, loss: Loss): Promise<NodeSSH> {
+async function connectHop(
+  endpoint: SshEndpoint, sock: Duplex | undefined, options: SshConnectOptions, via: string, losses: Iterable<Loss>, onLost?: () => void,
+): Promise<NodeSSH> {
   const name = knownHostsName(endpoint.host, endpoint.port);
   const userFiles = options.knownHostsFile ? [options.knownHostsFile] : endpoint.knownHostsFiles;
   const known = await readKnownHosts(options.knownHostsFile ? userFiles : [...userFiles, ...endpoint.globalKnownHostsFiles], name);
@@ -430,7 +513,7 @@ async function connectHop(endpoint: SshEndpoint, sock: Duplex | undefined, optio
     ssh.dispose();
     throw refusal ?? classify(error, endpoint, via);
   }
-  watchLoss(ssh, endpoint, via, loss, keepalive);
+  watchLoss(ssh, endpoint, via, losses, keepalive, onLost);
   if (toRecord) await recordHostKey(userFiles[0] ?? `${process.env['HOME']}/.ssh/known_hosts`, name, toRecord);
   return ssh;
 }

@@ -184,4 +184,24 @@ describe.skipIf(!can.ok && !process.env['CI'])('provision: ufw and fail2ban on r
     expect((await admin.exec(['ufw', 'status'])).stdout).toMatch(/^22\/tcp\s+LIMIT\s+Anywhere\s*$/m);
     expect(await reachesFrom(lockout, admin.host, 22)).toBe(true);
   }, 120_000);
+
+  it('a fresh-login proof refused by ufw limit (a 6th connection within 30 s) waits out the window: the step converges instead of rolling back', async () => {
+    const rejected = async (): Promise<number> => {
+      const r = await target.exec(['iptables', '-L', 'ufw-user-limit', '-v', '-x', '-n']);
+      expect(r.exitCode, r.stderr).toBe(0);
+      return Number(/^\s*(\d+)\s+\d+\s+REJECT\b/m.exec(r.stdout)?.[1] ?? Number.NaN);
+    };
+    // `target` has SSH behind the limit only (admin still allows its former adminFrom source past it).
+    expect((await target.exec(['ufw', 'status'])).stdout.match(/^22\/tcp(?! \(v6\)).*$/gm)).toEqual([expect.stringMatching(/^22\/tcp\s+LIMIT\s+Anywhere\s*$/)]);
+    await limitWindow();
+    const before = await rejected();
+    // Four logins of the operator's own, then zanuri's connection is the 5th and the new user's login proof the 6th.
+    for (let i = 0; i < 4; i++) expect((await sshAsRoot(target)).exitCode).toBe(0);
+    const user = await zanuriProvision(target, ['--playbook', 'hardened', '--only', 'deploy-user', '--set', 'deploy-user.name=prober',
+      '--set', `deploy-user.authorizedKeys=${JSON.stringify([target.publicKey])}`]);
+    expect(user.code, user.stderr).toBe(0);
+    expect(user.host.steps.find((s) => s.id === 'deploy-user')?.status).toBe('changed');
+    expect(await rejected() - before, 'ufw limit refused the proof at least once').toBeGreaterThan(0);
+    expect((await target.exec(['sudo', '-u', 'prober', 'true'])).exitCode).toBe(0);
+  }, 300_000);
 });

@@ -59,7 +59,7 @@ describe.skipIf(!can.ok && !process.env['CI'])('provision a whole profile (aikov
     const ufw = await target.exec(['ufw', 'status', 'verbose']);
     expect(ufw.stdout).toMatch(/Status: active/);
     expect(ufw.stdout).toMatch(/Default: deny \(incoming\)/);
-    expect(ufw.stdout).toMatch(/^22\/tcp\s+ALLOW IN\s+Anywhere/m);
+    expect(ufw.stdout, "SSH stays public (no adminFrom): rate-limited by default").toMatch(/^22\/tcp\s+LIMIT IN\s+Anywhere/m);
     expect(ufw.stdout).toMatch(/^5432\/tcp\s+ALLOW IN\s+10\.213\.0\.0\/24/m);
     expect((await target.exec(['fail2ban-client', 'status', 'sshd'])).stdout).toMatch(/Currently banned/);
     // A fresh key login as the deploy user works; passwords are refused.

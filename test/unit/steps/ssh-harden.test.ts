@@ -1,9 +1,10 @@
 import { readFileSync } from 'node:fs';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { AuthError, ConfigError, UnreachableError } from '../../../src/core/errors.js';
 import type { Cmd, RunResult, Transport } from '../../../src/core/types.js';
 import { fileFact, serviceFact } from '../../../src/facts/state.js';
 import { parseSshAlgorithms, parseSshdFiles, sshAlgorithmsFact, sshdEffectiveFact, sshdFilesFact } from '../../../src/facts/sshd.js';
+import { rateLimitWindowMs } from '../../../src/steps/access.js';
 import { chooseAlgorithms, dropInPath, moduliFact, sshHarden } from '../../../src/steps/ssh-harden.js';
 import type { HostContext } from '../../../src/steps/types.js';
 import { b64, planOf, present, templates } from './facts-of.js';
@@ -269,6 +270,20 @@ describe('ssh-harden', () => {
       const fresh: string[] = [];
       await expect(sshHarden.verify?.(host({ fresh, failures: [new AuthError('authentication to deploy@t failed')] }), params)).rejects.toThrow(AuthError);
       expect(fresh).toEqual([]);
+    });
+
+    it('after the quick attempts were all refused (ufw limit counts them too), tries once more after the window', async () => {
+      vi.useFakeTimers();
+      try {
+        const fresh: string[] = [];
+        const refused = Array.from({ length: 5 }, () => new UnreachableError('cannot reach deploy@t: ECONNREFUSED'));
+        const proof = sshHarden.verify?.(host({ fresh, failures: refused }), params);
+        await vi.advanceTimersByTimeAsync(7_000 + rateLimitWindowMs);
+        await proof;
+        expect(fresh).toEqual(['deploy: sudo -n true']);
+      } finally {
+        vi.useRealTimers();
+      }
     });
 
     it('gives up after a bounded number of attempts', async () => {

@@ -1,10 +1,11 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { Action } from '../../../src/core/plan.js';
 import type { Cmd, RunResult, Transport } from '../../../src/core/types.js';
 import { commandFact, fileFact, sshdConfigFact } from '../../../src/facts/state.js';
 import { sshSessionFact } from '../../../src/facts/sshd.js';
 import type { HostContext, ServedPort } from '../../../src/steps/types.js';
 import { contains, ufw } from '../../../src/steps/ufw.js';
+import { rateLimitWindowMs } from '../../../src/steps/access.js';
 import { AuthError, UnreachableError } from '../../../src/core/errors.js';
 import { planOf, present } from './facts-of.js';
 
@@ -331,21 +332,50 @@ describe('ufw', () => {
       const dropped = async (): Promise<void> => { throw new UnreachableError('cannot reach root@t: ETIMEDOUT'); };
       await expect(ufw.verify?.(host('Status: active\n', [], dropped), params)).rejects.toThrow(/ETIMEDOUT/);
     });
+
+    describe('when ufw limit refuses the proof (a 6th new connection within 30 s)', () => {
+      beforeEach(() => { vi.useFakeTimers(); });
+      afterEach(() => { vi.useRealTimers(); });
+      const refusedThen = (times: number, attempts: number[]) => async (): Promise<void> => {
+        attempts.push(Date.now());
+        if (attempts.length <= times) throw new UnreachableError('cannot reach root@t: ECONNREFUSED', { cause: Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }) });
+      };
+
+      it('waits out the window once, without knocking in between, and then gets through', async () => {
+        const attempts: number[] = [];
+        const fresh: string[] = [];
+        const proof = ufw.verify?.(host('Status: active\n', fresh, refusedThen(1, attempts)), params);
+        await vi.advanceTimersByTimeAsync(rateLimitWindowMs);
+        await proof;
+        expect(attempts.length).toBe(2);
+        expect(attempts[1]! - attempts[0]!).toBeGreaterThan(30_000);
+        expect(fresh).toEqual(['true']);
+      });
+
+      it('fails (and so rolls back) when the port still refuses after the window', async () => {
+        const attempts: number[] = [];
+        const proof = expect(ufw.verify?.(host('Status: active\n', [], refusedThen(9, attempts)), params)).rejects.toThrow(/ECONNREFUSED/);
+        await vi.advanceTimersByTimeAsync(rateLimitWindowMs * 3);
+        await proof;
+        expect(attempts.length).toBe(2);
+      });
+    });
   });
 
   describe('parameters', () => {
-    it('default to no ports, no sources, no SSH rate limit and no extra SSH port', () => {
-      expect(ufw.parseParams({})).toEqual({ allow: [], internal: [], admin: [], internalFrom: [], adminFrom: [], sshRateLimit: false, sshPort: null });
+    it('default to no ports, no sources, a rate-limited public SSH and no extra SSH port', () => {
+      expect(ufw.parseParams({})).toEqual({ allow: [], internal: [], admin: [], internalFrom: [], adminFrom: [], sshRateLimit: true, sshPort: null });
     });
 
-    it('allow SSH plainly by default: the rate limit would also refuse zanuri\'s own fresh-login proofs', () => {
-      const plain = planFor({ status: inactive, v4: null, v6: null, defaults: null, enabled: false }, ufw.parseParams({}));
-      expect(commands(plain.actions)[0]).toBe('ufw allow proto tcp from any to any port 22');
+    it('rate-limit a public SSH by default, and allow it plainly when sshRateLimit is off', () => {
+      const fresh = { status: inactive, v4: null, v6: null, defaults: null, enabled: false };
+      expect(commands(planFor(fresh, ufw.parseParams({})).actions)[0]).toBe('ufw limit proto tcp from any to any port 22');
+      expect(commands(planFor(fresh, ufw.parseParams({ sshRateLimit: false })).actions)[0]).toBe('ufw allow proto tcp from any to any port 22');
     });
 
     it('take tcp when no protocol is given, and drop repeated rules and sources', () => {
       expect(ufw.parseParams({ allow: [{ port: 443 }, { port: 443, protocol: 'tcp' }, { port: 443, protocol: 'udp' }], internalFrom: ['10.0.0.0/8', '10.0.0.0/8'], sshPort: 2222 }))
-        .toEqual({ allow: [{ port: 443, protocol: 'tcp' }, { port: 443, protocol: 'udp' }], internal: [], admin: [], internalFrom: ['10.0.0.0/8'], adminFrom: [], sshRateLimit: false, sshPort: 2222 });
+        .toEqual({ allow: [{ port: 443, protocol: 'tcp' }, { port: 443, protocol: 'udp' }], internal: [], admin: [], internalFrom: ['10.0.0.0/8'], adminFrom: [], sshRateLimit: true, sshPort: 2222 });
     });
 
     it('write sources the way ufw stores them, so a converged host plans nothing', () => {
