@@ -188,13 +188,17 @@ const aptNoise = /^(?:debconf: (?:delaying package configuration|unable to initi
 /**
  * The reason apt failed, in apt's and dpkg's own words: dpkg's error lines first, from either stream
  * (apt's "Sub-process /usr/bin/dpkg returned an error code (1)" alone does not say that the disk is
- * full or which maintainer script failed), then apt's last error lines; its output when it printed no error.
+ * full or which maintainer script failed), then apt's last error lines; its output when it printed no error,
+ * and its last output line when it was killed at its deadline.
  */
 export function aptFailureReason(result: Pick<RunResult, 'stdout' | 'stderr' | 'exitCode'>): string {
   const lines = (text: string): string[] => text.split('\n').map((l) => l.trim()).filter((l) => l && !aptNoise.test(l));
   const err = lines(result.stderr);
   const dpkg = [...lines(result.stdout), ...err].filter((l) => /^dpkg: (?:error|unrecoverable)|No space left on device/i.test(l));
   const picked = [...new Set([...dpkg.slice(-2), ...(err.length ? err : lines(result.stdout)).slice(-3)])];
+  // Killed at its deadline, apt said no error: its last line says what it was still fetching (a hung mirror or proxy).
+  const last = result.exitCode === null ? lines(result.stdout).at(-1) : undefined;
+  if (last && !picked.includes(last)) picked.push(`apt's last output: ${last}`);
   return picked.join(' | ') || `exit ${result.exitCode ?? 'killed'}`;
 }
 

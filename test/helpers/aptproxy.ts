@@ -49,6 +49,10 @@ export async function ensureAptProxy(): Promise<{ url: string; host: string; por
         'ForeGround: 1',
         'ExThreshold: 4',
         'ReportPage: acng-report.html',
+        // Index files stay fresh for 5 minutes, not 27 s: ten targets' apt-get update at once otherwise
+        // refresh InRelease concurrently, and acng then fails to move the old copy aside ("File exists",
+        // apt-cacher.err) and one client waits out its whole bound.
+        'FreshIndexMaxAge: 300',
         '',
       ].join('\n'),
     );

@@ -24,4 +24,14 @@ describe('why apt failed, in apt\'s and dpkg\'s words (captured on a Debian 12 t
     expect(aptFailureReason({ stdout: 'a\nb\n', stderr: '', exitCode: 1 })).toBe('a | b');
     expect(aptFailureReason({ stdout: '', stderr: '', exitCode: null })).toBe('exit killed');
   });
+
+  it('adds what apt was still fetching when it was killed at its deadline (a hung mirror or proxy)', () => {
+    const killed = {
+      stdout: 'Get:1 http://deb.debian.org/debian bookworm InRelease [151 kB]\nIgn:2 http://deb.debian.org/debian bookworm-updates InRelease\n',
+      stderr: 'timed out after 600 s: the command was killed on the host\n',
+      exitCode: null,
+    };
+    expect(aptFailureReason(killed)).toBe('timed out after 600 s: the command was killed on the host | apt\'s last output: Ign:2 http://deb.debian.org/debian bookworm-updates InRelease');
+    expect(aptFailureReason({ ...killed, exitCode: 100 }), 'only a killed apt').not.toContain('last output');
+  });
 });
