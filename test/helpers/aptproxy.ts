@@ -49,9 +49,9 @@ export async function ensureAptProxy(): Promise<{ url: string; host: string; por
         'ForeGround: 1',
         'ExThreshold: 4',
         'ReportPage: acng-report.html',
-        // Index files stay fresh for 5 minutes, not 27 s: ten targets' apt-get update at once otherwise
-        // refresh InRelease concurrently, and acng then fails to move the old copy aside ("File exists",
-        // apt-cacher.err) and one client waits out its whole bound.
+        // Index files stay fresh for 5 minutes, not 27 s: fewer upstream InRelease refreshes while many
+        // targets update at once. It does not remove acng's refresh race ("File exists" in apt-cacher.err,
+        // after which a client can wait out apt's whole bound), seen with two test files at a time.
         'FreshIndexMaxAge: 300',
         '',
       ].join('\n'),
