@@ -281,7 +281,7 @@ export function auditOnlyFindings(values: FactValues, ctx: AuditContext): { find
 
   // sshd itself, when the profile does not harden it (ssh-harden's resources judge it otherwise).
   if (!sel.has('ssh-harden') && sshd.exitCode === 0) {
-    const get = (key: string): string | undefined => new RegExp(`^${key} (.*)$`, 'm').exec(sshd.stdout)?.[1]?.trim();
+    const get = (key: string): string | undefined => sshd.stdout.match(new RegExp(`^${key} (.*)$`, 'm'))?.[1]?.trim();
     const weak: string[] = [];
     if (get('passwordauthentication') === 'yes') weak.push('passwordauthentication yes');
     if (get('permitrootlogin') === 'yes') weak.push('permitrootlogin yes');

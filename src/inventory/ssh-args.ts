@@ -122,16 +122,16 @@ export function parseSshArgs(value: unknown, variable: string, host: string, fil
       i += 1;
       return v as string;
     };
-    const flag = /^-([a-zA-Z])(.*)$/.exec(word);
+    const flag = word.match(/^-([a-zA-Z])(.*)$/);
     if (!flag) refuse(`${printable(word)}`, 'ssh options only: -o Key=Value, -p PORT, -l USER, -i FILE');
-    const [, letter, rest] = flag as RegExpExecArray;
+    const [, letter, rest] = flag as RegExpMatchArray;
     const arg = (): string => (rest ? rest : next());
     switch (letter) {
       case 'o': {
         const option = arg();
-        const m = /^\s*([A-Za-z]+)\s*(?:=\s*|\s+)(.*)$/s.exec(option);
+        const m = option.match(/^\s*([A-Za-z]+)\s*(?:=\s*|\s+)(.*)$/s);
         if (!m) refuse(`-o ${printable(option)}`, 'an option is Key=Value');
-        setOption((m as RegExpExecArray)[1] as string, ((m as RegExpExecArray)[2] as string).trim());
+        setOption((m as RegExpMatchArray)[1] as string, ((m as RegExpMatchArray)[2] as string).trim());
         break;
       }
       case 'p': setOption('Port', arg()); break;

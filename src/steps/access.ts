@@ -11,7 +11,18 @@ export const rateLimitWindowMs = 31_000;
 /** Delays between the attempts of a proof right after sshd reloads or restarts: about 7 s in all. */
 export const reloadRetryDelaysMs = [500, 1000, 2000, 3500];
 
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+/** Runs `proof` until it passes, or until `delayAfter` (given the failed attempt's number and error) says to stop with undefined. */
+async function retrying(proof: () => Promise<void>, delayAfter: (attempt: number, error: unknown) => number | undefined): Promise<void> {
+  for (let attempt = 0; ; attempt += 1) {
+    try {
+      return await proof();
+    } catch (error) {
+      const delay = delayAfter(attempt, error);
+      if (delay === undefined) throw error;
+      await new Promise((resolve) => setTimeout(resolve, delay));
+    }
+  }
+}
 
 /** True when the host's port actively refused the connection (sshd re-executing, or ufw limit), not a timeout or a bad credential. */
 export function isRefused(error: unknown): boolean {
@@ -44,15 +55,7 @@ export async function proveLogin(
 ): Promise<void> {
   if (ctx.local) return;
   const delays = options.delaysMs ?? [rateLimitWindowMs];
-  for (let attempt = 0; ; attempt += 1) {
-    try {
-      return await loginOnce(ctx, options);
-    } catch (error) {
-      const delay = delays[attempt];
-      if (!isRefused(error) || delay === undefined) throw error;
-      await sleep(delay);
-    }
-  }
+  await retrying(() => loginOnce(ctx, options), (attempt, error) => (isRefused(error) ? delays[attempt] : undefined));
 }
 
 /**
@@ -76,14 +79,8 @@ export async function proveReachable(ctx: HostContext): Promise<void> {
  * An authentication failure is final: retrying it proves nothing and feeds fail2ban.
  */
 export async function retryWhileUnreachable(proof: () => Promise<void>, delaysMs: readonly number[] = reloadRetryDelaysMs): Promise<void> {
-  for (let attempt = 0; ; attempt += 1) {
-    try {
-      return await proof();
-    } catch (error) {
-      if (!(error instanceof UnreachableError)) throw error;
-      const delay = delaysMs[attempt] ?? (attempt === delaysMs.length && isRefused(error) ? rateLimitWindowMs : undefined);
-      if (delay === undefined) throw error;
-      await sleep(delay);
-    }
-  }
+  await retrying(proof, (attempt, error) => {
+    if (!(error instanceof UnreachableError)) return undefined;
+    return delaysMs[attempt] ?? (attempt === delaysMs.length && isRefused(error) ? rateLimitWindowMs : undefined);
+  });
 }

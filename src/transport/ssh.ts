@@ -89,7 +89,7 @@ interface Bastion {
   readonly home: Map<string, Bastion>;
   /** The connection, memoized as a promise so concurrent opens share one attempt. */
   readonly ssh: Promise<NodeSSH>;
-  users: number;
+  /** One per transport using it: their number is the reference count. */
   readonly losses: Set<Loss>;
   /** Hops reached through this one, so a new bastion never reuses hops behind a lost one. */
   readonly next: Map<string, Bastion>;
@@ -115,18 +115,16 @@ async function joinBastion(
   let bastion = home.get(key);
   if (!bastion) {
     const losses = new Set<Loss>();
-    const created: Bastion = { key, home, ssh: connect(losses, () => retire(created)), users: 0, losses, next: new Map() };
+    const created: Bastion = { key, home, ssh: connect(losses, () => retire(created)), losses, next: new Map() };
     created.ssh.catch(() => retire(created));
     home.set(key, created);
     bastion = created;
   }
   const b = bastion;
-  b.users += 1;
   b.losses.add(loss);
   const release = (): void => {
     b.losses.delete(loss);
-    b.users -= 1;
-    if (b.users > 0) return;
+    if (b.losses.size > 0) return;
     retire(b);
     b.ssh.then((ssh) => ssh.dispose(), () => undefined);
   };
